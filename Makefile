@@ -1,0 +1,50 @@
+# ForestGate developer commands. Everything runs from .venv, which the first target builds.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODELS ?= models
+HOST ?= 127.0.0.1
+PORT ?= 50051
+METRICS_PORT ?= 9090
+
+.PHONY: run test lint bench proto models clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; ForestGate needs Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The demo models are built once; delete $(MODELS)/ to rebuild them.
+$(MODELS)/.demo-built: $(STAMP)
+	$(BIN)/python -m forestgate.compiler.demo --repository $(MODELS)
+	touch $@
+
+models: $(MODELS)/.demo-built
+
+run: $(STAMP) $(MODELS)/.demo-built
+	@echo "The demo bundles are built in $(MODELS)/ (forestgate inspect $(MODELS)/<name>/<version>)."
+	@echo "The scoring server is not implemented yet (issue #3): nothing is served on $(HOST):$(PORT)."
+	@exit 1
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	rm -rf build/typecheck && mkdir -p build/typecheck/forestgate
+	ln -s $(CURDIR)/forestgate/*.py build/typecheck/forestgate/
+	ln -s $(CURDIR)/compiler build/typecheck/forestgate/compiler
+	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p forestgate
+
+bench: $(STAMP)
+	$(BIN)/python bench/engine.py
+
+proto: $(STAMP)
+	$(BIN)/python protos/generate.py
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

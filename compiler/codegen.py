@@ -1,0 +1,215 @@
+"""Code generation: a Treelite model -> TL2cgen C sources + the ForestGate batch shim -> .so.
+
+Defaults come from bench/results/engine.md, measured on the 2-core box: `parallel_comp` always
+(one huge main.c compiles 4x slower), `-O1` once the generated code outgrows L2 (the code is
+instruction-cache bound, and -O3's larger code loses), `quantize` for float64-threshold models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import tl2cgen
+import treelite
+
+from forestgate.errors import CompileError
+
+log = logging.getLogger(__name__)
+OPT_LEVELS = ("auto", "O0", "O1", "O2", "O3", "Os")
+# Above this many tree nodes the generated library passes ~1.5 MB and -O1 beats -O3 per row.
+LARGE_MODEL_NODES = 25_000
+NODES_PER_TRANSLATION_UNIT = 2_000
+MAX_TRANSLATION_UNITS = 32
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """How to build the library. "auto" picks the measured default for the model's size.
+
+    parallel_comp: number of C translation units (0 = auto: one per ~2,000 nodes, 2 to 32).
+    quantize: emit integer threshold indices instead of float compares ("auto": on for models
+        with float64 thresholds, i.e. LightGBM and scikit-learn).
+    opt_level: gcc optimisation level ("auto": O3 below 25,000 nodes, O1 above).
+    nthread: parallel gcc processes (0 = all cores).
+    toolchain: the C compiler to run.
+    annotate: branch-frequency annotation from sample rows, which lets gcc lay out likely branches
+        first (needs representative data: `forestgate compile --sample`).
+    """
+
+    parallel_comp: int = 0
+    quantize: str = "auto"
+    opt_level: str = "auto"
+    nthread: int = 0
+    toolchain: str = "gcc"
+    annotate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.parallel_comp < 0:
+            raise CompileError(f"parallel_comp must be >= 0, got {self.parallel_comp}")
+        if self.quantize not in ("auto", "on", "off"):
+            raise CompileError(f"quantize must be auto, on or off, got {self.quantize!r}")
+        if self.opt_level not in OPT_LEVELS:
+            raise CompileError(f"opt_level must be one of {OPT_LEVELS}, got {self.opt_level!r}")
+        if self.nthread < 0:
+            raise CompileError(f"nthread must be >= 0, got {self.nthread}")
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    num_trees: int
+    num_nodes: int
+    max_depth: int
+    num_features: int
+    threshold_type: str
+    leaf_output_type: str
+
+
+def model_stats(model: treelite.Model) -> ModelStats:
+    num_nodes = sum(
+        int(model.get_tree_accessor(i).get_field("num_nodes")[0]) for i in range(model.num_tree)
+    )
+    depths = model.get_tree_depth()
+    return ModelStats(
+        num_trees=model.num_tree,
+        num_nodes=num_nodes,
+        max_depth=int(max(depths)) if len(depths) else 0,
+        num_features=model.num_feature,
+        threshold_type=str(model.input_type),
+        leaf_output_type=str(model.output_type),
+    )
+
+
+def resolve_options(options: CompileOptions, stats: ModelStats) -> dict[str, Any]:
+    """Turn "auto" settings into concrete ones for this model; the result goes in the manifest."""
+    parallel_comp = options.parallel_comp or min(
+        MAX_TRANSLATION_UNITS, max(2, stats.num_nodes // NODES_PER_TRANSLATION_UNIT)
+    )
+    quantize = options.quantize
+    if quantize == "auto":
+        quantize = "on" if stats.threshold_type == "float64" else "off"
+    opt_level = options.opt_level
+    if opt_level == "auto":
+        opt_level = "O1" if stats.num_nodes > LARGE_MODEL_NODES else "O3"
+    return {
+        "parallel_comp": parallel_comp,
+        "quantize": quantize == "on",
+        "opt_level": opt_level,
+        "nthread": options.nthread or os.cpu_count() or 1,
+        "toolchain": options.toolchain,
+        "annotate": options.annotate,
+    }
+
+
+def toolchain_version(toolchain: str) -> str:
+    path = shutil.which(toolchain)
+    if path is None:
+        raise CompileError(
+            f"{toolchain}: C compiler not found on PATH; install it (Debian: apt-get install gcc)"
+        )
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CompileError(f"{toolchain}: cannot run the C compiler ({exc})") from None
+    return out.stdout.splitlines()[0].strip() if out.stdout else toolchain
+
+
+def build_library(
+    model: treelite.Model,
+    *,
+    workdir: Path,
+    library_path: Path,
+    resolved: dict[str, Any],
+    stats: ModelStats,
+    annotation_rows: npt.NDArray[np.float32] | None = None,
+) -> float:
+    """Generate C into workdir, add the batch shim, compile to library_path; returns seconds."""
+    started = time.perf_counter()
+    source_dir = workdir / "src"
+    params: dict[str, Any] = {"parallel_comp": resolved["parallel_comp"]}
+    if resolved["quantize"]:
+        params["quantize"] = 1
+    try:
+        if resolved["annotate"] and annotation_rows is not None:
+            annotation = workdir / "annotation.json"
+            dmat = tl2cgen.DMatrix(annotation_rows.astype(stats.threshold_type, copy=False))
+            tl2cgen.annotate_branch(model, dmat, annotation, nthread=resolved["nthread"])
+            params["annotate_in"] = str(annotation)
+        with _native_output_to_log():
+            tl2cgen.generate_c_code(model, source_dir, params=params)
+        _add_shim(source_dir, stats)
+        tl2cgen.create_shared(
+            resolved["toolchain"],
+            source_dir,
+            nthread=resolved["nthread"],
+            options=[f"-{resolved['opt_level']}"],
+            long_build_time_warning=False,
+        )
+    except Exception as exc:  # tl2cgen raises its own errors and bare RuntimeErrors from gcc
+        text = " ".join(str(exc).split())[:400]
+        raise CompileError(
+            f"tl2cgen/{resolved['toolchain']}: compilation failed ({text})"
+        ) from None
+    built = source_dir / "predictor.so"
+    if not built.is_file():
+        raise CompileError(f"{resolved['toolchain']}: compilation produced no library")
+    shutil.move(str(built), library_path)
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _native_output_to_log() -> Iterator[None]:
+    """Send what tl2cgen prints during code generation to the debug log, not the terminal.
+
+    Its native library writes straight to file descriptor 2 (among it, on every call, a harmless
+    notice that its bundled treelite 4.1 reads a model serialised by treelite 4.8) and its Python
+    log callback prints to stdout, so both are captured at the descriptor and sys.stdout level.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()) as py_out:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace") + py_out.getvalue()
+    for line in text.splitlines():
+        if line.strip():
+            log.debug("tl2cgen: %s", line)
+
+
+def _add_shim(source_dir: Path, stats: ModelStats) -> None:
+    template = resources.files("forestgate.compiler").joinpath("shim.c").read_text("utf-8")
+    leaf_type = {"float32": "float", "float64": "double"}[stats.leaf_output_type]
+    shim = template.replace("@NUM_FEATURE@", str(stats.num_features)).replace(
+        "@LEAF_TYPE@", leaf_type
+    )
+    (source_dir / "forestgate_shim.c").write_text(shim, encoding="utf-8")
+    recipe_path = source_dir / "recipe.json"
+    recipe = json.loads(recipe_path.read_text(encoding="utf-8"))
+    recipe["sources"].append({"name": "forestgate_shim", "length": shim.count("\n")})
+    recipe_path.write_text(json.dumps(recipe), encoding="utf-8")
+
+
+def options_dict(options: CompileOptions) -> dict[str, Any]:
+    return asdict(options)

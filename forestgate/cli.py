@@ -1,0 +1,50 @@
+"""The `forestgate` command: one entry point, a subcommand per capability.
+
+Subcommands import their modules only when they run, so `forestgate inspect` on a serving host
+never loads the compiler's training frameworks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from forestgate import __version__
+from forestgate.errors import ForestGateError, VerificationError
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _registrars() -> list[Register]:
+    from forestgate.compiler import cli as compiler_cli
+
+    return [compiler_cli.register]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forestgate",
+        description="Compile tree ensembles to native bundles and serve them for card payments.",
+    )
+    parser.add_argument("--version", action="version", version=f"forestgate {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in _registrars():
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except VerificationError as exc:
+        print(f"forestgate {args.command}: error: {exc}", file=sys.stderr)
+        print(exc.report, file=sys.stderr)
+        return 1
+    except ForestGateError as exc:
+        print(f"forestgate {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,42 @@
+"""The exception tree every ForestGate layer raises, free of any transport.
+
+    ForestGateError
+    ├── InvalidInput (ValueError)     bad request data; names the field and what was expected
+    ├── BundleError                   a model bundle that cannot be trusted or opened
+    └── CompileError                  a model that cannot be loaded, compiled or written
+        ├── UnsupportedModel          a model type or task the compiler does not handle
+        └── VerificationError         compiled predictions differ from the source framework
+
+The server maps these to gRPC status codes at one boundary; the CLI prints their message on one
+line and exits non-zero. Messages name the file, field or tensor they are about.
+"""
+
+from __future__ import annotations
+
+
+class ForestGateError(Exception):
+    """Base of every error ForestGate raises on purpose."""
+
+
+class InvalidInput(ForestGateError, ValueError):
+    """Request data of the wrong shape, type or size."""
+
+
+class BundleError(ForestGateError):
+    """A bundle whose manifest, library or hash does not hold."""
+
+
+class CompileError(ForestGateError):
+    """A model that could not be turned into a verified bundle."""
+
+
+class UnsupportedModel(CompileError):
+    """A model type, task or feature the compiler does not handle."""
+
+
+class VerificationError(CompileError):
+    """Compiled predictions differ from the source framework's beyond the tolerance."""
+
+    def __init__(self, message: str, report: str) -> None:
+        super().__init__(message)
+        self.report = report
