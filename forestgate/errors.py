@@ -2,6 +2,10 @@
 
     ForestGateError
     ├── InvalidInput (ValueError)     bad request data; names the field and what was expected
+    ├── NotFound (LookupError)        unknown model or version
+    ├── Overloaded                    a queue is full: shed load now rather than later
+    ├── DeadlineExpired               the caller's deadline passed before compute started
+    ├── Unavailable                   draining or not ready; a retry elsewhere may succeed
     ├── BundleError                   a model bundle that cannot be trusted or opened
     └── CompileError                  a model that cannot be loaded, compiled or written
         ├── UnsupportedModel          a model type or task the compiler does not handle
@@ -20,6 +24,22 @@ class ForestGateError(Exception):
 
 class InvalidInput(ForestGateError, ValueError):
     """Request data of the wrong shape, type or size."""
+
+
+class NotFound(ForestGateError, LookupError):
+    """An unknown model name or version."""
+
+
+class Overloaded(ForestGateError):
+    """A bounded queue is full; the request was not accepted."""
+
+
+class DeadlineExpired(ForestGateError):
+    """The request's deadline passed before its rows were computed."""
+
+
+class Unavailable(ForestGateError):
+    """The server or model is starting or draining."""
 
 
 class BundleError(ForestGateError):
