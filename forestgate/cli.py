@@ -18,8 +18,9 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrars() -> list[Register]:
     from forestgate.compiler import cli as compiler_cli
+    from forestgate.server import cli as server_cli
 
-    return [compiler_cli.register]
+    return [compiler_cli.register, server_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""The scoring server: transport, batching, engine, decisions, experiments and telemetry."""

@@ -1,0 +1,227 @@
+"""The server's lifecycle: build every service on one port, start, drain on SIGTERM, stop.
+
+`serve()` is the whole process: fork workers (before any gRPC object exists, as gRPC requires),
+run one uvloop event loop per worker, and exit 0 after a graceful drain. A second SIGTERM or
+SIGINT exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+import grpc
+import uvloop
+from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pool as protobuf_pool
+from grpc_health.v1 import _async as health_async
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from forestgate.compiler.runtime import CompiledModel
+from forestgate.protos.inference import grpc_service_pb2 as pb
+from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
+from forestgate.protos.pool import POOL
+from forestgate.server.batcher import MicroBatcher
+from forestgate.server.metrics import ServerMetrics
+from forestgate.server.repository import ModelRepository
+from forestgate.server.servicer import InferenceServicer, ServerState
+from forestgate.server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INFERENCE_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+@dataclass
+class RunningServer:
+    """A started server and the parts tests and the lifecycle need to reach."""
+
+    server: grpc.aio.Server
+    port: int
+    state: ServerState
+    repository: ModelRepository
+    health: health_async.HealthServicer
+    metrics: ServerMetrics
+
+    async def drain_and_stop(self, grace_s: float) -> None:
+        """Health NOT_SERVING, refuse new calls, let in-flight ones finish, drain batchers."""
+        self.state.draining = True
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        await self.repository.drain_all()
+
+
+async def start_server(settings: Settings, metrics: ServerMetrics | None = None) -> RunningServer:
+    """Load the repository, then bind and start every service; returns once serving."""
+    metrics = metrics or ServerMetrics()
+    state = ServerState()
+    health = health_async.HealthServicer()
+
+    def make_batcher(model: CompiledModel) -> MicroBatcher:
+        batcher = MicroBatcher(
+            model.predict,
+            name=f"{model.name}/{model.version}",
+            num_features=model.num_features,
+            output_width=model.output_width,
+            max_batch_rows=settings.max_batch_rows,
+            max_queue_delay_us=settings.max_queue_delay_us,
+            max_queue_rows=settings.max_queue_rows,
+            execution="thread" if settings.execution == "thread" else "inline",
+            observer=metrics.observer(model.name),
+        )
+        metrics.queue_rows.labels(model.name).set_function(lambda: batcher.queue_rows)
+        return batcher
+
+    repository = ModelRepository(settings.model_repository, make_batcher)
+    await repository.load_all()
+    _publish_models(repository, metrics)
+    repository._on_change = lambda: _publish_models(repository, metrics)
+
+    options = [
+        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    server = grpc.aio.server(
+        options=options,
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
+    )
+    servicer = InferenceServicer(repository, state, metrics, max_batch_rows=settings.max_batch_rows)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    _add_reflection(server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"cannot bind {settings.host}:{settings.port}")
+    await server.start()
+    state.ready = True
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    for entry in repository.index():
+        status = "SERVING" if entry.state == "READY" else "NOT_SERVING"
+        await health.set(entry.name, getattr(health_pb2.HealthCheckResponse, status))
+    return RunningServer(server, port, state, repository, health, metrics)
+
+
+def _publish_models(repository: ModelRepository, metrics: ServerMetrics) -> None:
+    metrics.models_loaded.clear()
+    for loaded in repository.loaded():
+        metrics.models_loaded.labels(loaded.model.name, loaded.model.version).set(1)
+
+
+def _add_reflection(server: grpc.aio.Server) -> None:
+    """Reflection v1alpha and v1 over ForestGate's private descriptor pool.
+
+    grpcio-reflection ships only v1alpha; v1 has the same messages and field numbers under
+    another package, so the v1 method is served by the same servicer with the same codecs.
+    """
+    for module in (health_pb2, reflection_pb2):
+        _copy_file(module.DESCRIPTOR.name)
+    names = [
+        INFERENCE_SERVICE,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+        REFLECTION_V1,
+    ]
+    servicer = reflection.aio.ReflectionServicer(names, pool=POOL)
+    reflection_pb2_grpc = reflection._reflection_pb2_grpc
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler}),)
+    )
+
+
+def _copy_file(name: str) -> None:
+    """Copy a file descriptor (and its dependencies) from protobuf's default pool into ours."""
+    try:
+        POOL.FindFileByName(name)
+        return
+    except KeyError:
+        pass
+    source = protobuf_pool.Default().FindFileByName(name)
+    for dependency in source.dependencies:
+        _copy_file(dependency.name)
+    proto = descriptor_pb2.FileDescriptorProto()
+    source.CopyToProto(proto)
+    POOL.Add(proto)
+
+
+async def _run_worker(settings: Settings, worker: int) -> int:
+    metrics = ServerMetrics()
+    running = await start_server(settings, metrics)
+    if settings.metrics_port:
+        metrics_port = metrics.serve(settings.host, settings.metrics_port + worker)
+        log.info("metrics on http://%s:%d/metrics", settings.host, metrics_port)
+    models = ", ".join(
+        f"{e.name}/{e.version}" for e in running.repository.index() if e.state == "READY"
+    )
+    log.info(
+        "listening on %s:%d (worker %d, models: %s)",
+        settings.host,
+        running.port,
+        worker,
+        models or "none",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            log.warning("second signal: exiting at once")
+            os._exit(1)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    await stop.wait()
+    log.info(
+        "draining: health NOT_SERVING, new calls refused, %.1f s grace", settings.grace_period_s
+    )
+    await running.drain_and_stop(settings.grace_period_s)
+    log.info("stopped cleanly")
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    """Run the server in this process, or fork `workers` processes that share the port."""
+    if settings.workers == 1:
+        return uvloop.run(_run_worker(settings, 0))
+    children = []
+    for worker in range(settings.workers):
+        pid = os.fork()  # before any gRPC object exists in this process
+        if pid == 0:
+            code = 1
+            try:
+                code = uvloop.run(_run_worker(settings, worker))
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(sig: int, _frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    worst = 0
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        worst = max(worst, os.waitstatus_to_exitcode(status) & 0xFF)
+    sys.stdout.flush()
+    return worst

@@ -1,0 +1,156 @@
+"""InferenceServicer: the Open Inference Protocol's RPCs, each a thin decode -> core -> encode."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+
+from forestgate import __version__
+from forestgate.errors import NotFound, Unavailable
+from forestgate.protos.inference import grpc_service_pb2 as pb
+from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
+from forestgate.server import codec
+from forestgate.server.metrics import ServerMetrics
+from forestgate.server.repository import ModelRepository
+from forestgate.server.status import rpc
+
+PLATFORM = "forestgate_tl2cgen"
+EXTENSIONS = ["model_repository", "schedule_policy", "parameters"]
+
+
+class ServerState:
+    """Readiness as the health service and ServerReady report it."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.draining = False
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(
+        self,
+        repository: ModelRepository,
+        state: ServerState,
+        metrics: ServerMetrics,
+        *,
+        max_batch_rows: int,
+    ) -> None:
+        self.repository = repository
+        self.state = state
+        self.metrics = metrics
+        self.max_batch_rows = max_batch_rows
+
+    @rpc("ServerLive")
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    @rpc("ServerReady")
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.state.ready and not self.state.draining)
+
+    @rpc("ModelReady")
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelReadyResponse:
+        try:
+            self.repository.get(request.name, request.version)
+        except NotFound:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=not self.state.draining)
+
+    @rpc("ServerMetadata")
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(
+            name="forestgate", version=__version__, extensions=EXTENSIONS
+        )
+
+    @rpc("ModelMetadata")
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelMetadataResponse:
+        loaded = self.repository.get(request.name, request.version)
+        manifest = loaded.model.manifest
+        response = pb.ModelMetadataResponse(
+            name=manifest.name,
+            versions=self.repository.versions(request.name),
+            platform=PLATFORM,
+        )
+        tensor_in = response.inputs.add(
+            name=codec.INPUT_NAME, datatype=codec.DATATYPE, shape=[-1, manifest.num_features]
+        )
+        tensor_in.parameters["feature_names"].string_param = json.dumps(manifest.feature_names)
+        tensor_in.parameters["num_features"].int64_param = manifest.num_features
+        tensor_out = response.outputs.add(
+            name=codec.OUTPUT_NAME, datatype=codec.DATATYPE, shape=loaded.model.output_shape
+        )
+        tensor_out.parameters["meaning"].string_param = str(manifest.output.get("meaning", ""))
+        if manifest.output.get("classes") is not None:
+            tensor_out.parameters["classes"].string_param = json.dumps(manifest.output["classes"])
+        response.parameters["version"].string_param = manifest.version
+        response.parameters["task"].string_param = manifest.task
+        response.parameters[
+            "framework"
+        ].string_param = f"{manifest.source['framework']} {manifest.source['framework_version']}"
+        return response
+
+    @rpc("ModelInfer")
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
+        if self.state.draining:
+            raise Unavailable("server is draining; retry on another instance")
+        loaded = self.repository.get(request.model_name, request.model_version)
+        decoded = codec.decode_infer_request(
+            request, num_features=loaded.model.num_features, max_rows=self.max_batch_rows
+        )
+        scores = await loaded.batcher.submit(decoded.rows, _deadline_ns(context, decoded))
+        return codec.encode_infer_response(
+            request, model_name=loaded.model.name, version=loaded.model.version, scores=scores
+        )
+
+    @rpc("RepositoryIndex")
+    async def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryIndexResponse:
+        response = pb.RepositoryIndexResponse()
+        for entry in self.repository.index():
+            if request.ready and entry.state != "READY":
+                continue
+            response.models.add(
+                name=entry.name, version=entry.version, state=entry.state, reason=entry.reason
+            )
+        return response
+
+    @rpc("RepositoryModelLoad")
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelLoadResponse:
+        await self.repository.load(request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    @rpc("RepositoryModelUnload")
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelUnloadResponse:
+        await self.repository.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+
+def _deadline_ns(context: grpc.aio.ServicerContext, decoded: codec.DecodedRequest) -> int | None:
+    """The earlier of the gRPC deadline and the OIP `timeout` parameter, as monotonic ns."""
+    now = time.monotonic_ns()
+    candidates = []
+    remaining = context.time_remaining()
+    if remaining is not None:
+        candidates.append(now + int(remaining * 1e9))
+    if decoded.timeout_us is not None:
+        candidates.append(now + decoded.timeout_us * 1000)
+    return min(candidates) if candidates else None

@@ -1,0 +1,120 @@
+"""Settings: the one immutable, validated configuration of a server process.
+
+Built once at start-up from command-line flags, then `FORESTGATE_*` environment variables, then
+defaults (a flag beats the environment); every other module receives it and nothing reads the
+environment at import time. An invalid value fails start-up with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "FORESTGATE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_repository: Path = Path("models")
+    host: str = "127.0.0.1"
+    port: int = 50051
+    metrics_port: int = 9090
+    workers: int = 1
+    max_batch_rows: int = 256
+    max_queue_delay_us: int = 0
+    max_queue_rows: int = 4096
+    execution: str = "inline"
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_concurrent_rpcs: int = 0
+    grace_period_s: float = 10.0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                value = getattr(self, name)
+                raise SettingsError(f"setting {name}={value!r}: {rule}")
+
+        need(0 <= self.port <= 65535, "port", "must be 0-65535 (0 picks a free port)")
+        need(0 <= self.metrics_port <= 65535, "metrics_port", "must be 0-65535 (0 disables)")
+        need(1 <= self.workers <= 64, "workers", "must be 1-64")
+        need(self.max_batch_rows >= 1, "max_batch_rows", "must be >= 1")
+        need(self.max_queue_delay_us >= 0, "max_queue_delay_us", "must be >= 0")
+        need(
+            self.max_queue_rows >= self.max_batch_rows,
+            "max_queue_rows",
+            "must be >= max_batch_rows",
+        )
+        need(self.execution in ("inline", "thread"), "execution", "must be inline or thread")
+        need(self.max_message_bytes >= 1024, "max_message_bytes", "must be >= 1024")
+        need(self.max_concurrent_rpcs >= 0, "max_concurrent_rpcs", "must be >= 0 (0: no limit)")
+        need(self.grace_period_s >= 0, "grace_period_s", "must be >= 0")
+        need(
+            self.log_level in ("DEBUG", "INFO", "WARNING", "ERROR"),
+            "log_level",
+            "must be DEBUG, INFO, WARNING or ERROR",
+        )
+        if self.workers > 1 and self.port == 0:
+            raise SettingsError("setting port=0: several workers must share a fixed port")
+
+
+class SettingsError(ValueError):
+    """A setting with an invalid value; the message names it."""
+
+
+# name -> (type, unit and meaning). The help text of `forestgate serve` is generated from this.
+HELP: dict[str, tuple[type, str]] = {
+    "model_repository": (Path, "directory of bundles, <name>/<version>/manifest.json"),
+    "host": (str, "address to listen on"),
+    "port": (int, "gRPC port for every service (0 picks a free one and logs it)"),
+    "metrics_port": (int, "Prometheus /metrics HTTP port (0 disables the endpoint)"),
+    "workers": (int, "processes sharing the port via SO_REUSEPORT (balances connections)"),
+    "max_batch_rows": (int, "rows, the most one engine call takes; larger requests are refused"),
+    "max_queue_delay_us": (int, "microseconds, how long the oldest request may wait for more"),
+    "max_queue_rows": (int, "rows, queue bound per model; beyond it RESOURCE_EXHAUSTED"),
+    "execution": (str, "inline (engine call on the event loop) or thread (one engine thread)"),
+    "max_message_bytes": (int, "bytes, largest request or response message accepted"),
+    "max_concurrent_rpcs": (int, "RPCs in progress before RESOURCE_EXHAUSTED (0: no limit)"),
+    "grace_period_s": (float, "seconds in-flight calls get to finish on SIGTERM"),
+    "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    for name, (kind, text) in HELP.items():
+        default = getattr(defaults, name)
+        env = ENV_PREFIX + name.upper()
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=None,
+            metavar=kind.__name__.upper() if kind is not Path else "DIR",
+            help=f"{text} (default {default}; env {env})",
+        )
+
+
+def from_sources(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """Flags first, then FORESTGATE_* variables, then defaults; conversion errors name the key."""
+    values: dict[str, Any] = {}
+    for name, (kind, _) in HELP.items():
+        raw = getattr(args, name, None)
+        source = f"--{name.replace('_', '-')}"
+        if raw is None:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            source = ENV_PREFIX + name.upper()
+        if raw is None:
+            continue
+        try:
+            values[name] = kind(raw)
+        except ValueError:
+            raise SettingsError(
+                f"setting {name} ({source}={raw!r}): expected {kind.__name__}"
+            ) from None
+    if "log_level" in values:
+        values["log_level"] = str(values["log_level"]).upper()
+    return dataclasses.replace(Settings(), **values)

@@ -1,0 +1,76 @@
+"""The one boundary where errors become gRPC status codes, and where every RPC is counted.
+
+    InvalidInput -> INVALID_ARGUMENT      NotFound -> NOT_FOUND
+    Overloaded -> RESOURCE_EXHAUSTED      DeadlineExpired -> DEADLINE_EXCEEDED
+    Unavailable -> UNAVAILABLE            BundleError -> FAILED_PRECONDITION
+    anything else -> INTERNAL, with the traceback logged and a generic message sent
+
+Expected errors keep their message (it names the field); unexpected ones never leak details.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from forestgate import errors
+from forestgate.server.metrics import ServerMetrics
+
+log = logging.getLogger(__name__)
+
+STATUS_OF: dict[type[errors.ForestGateError], grpc.StatusCode] = {
+    errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.DeadlineExpired: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.BundleError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Handler = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_OF:
+            return STATUS_OF[kind]  # type: ignore[index]
+    return grpc.StatusCode.INTERNAL
+
+
+def rpc(method: str) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
+    """Wrap a servicer method: map errors to status codes, record count and latency."""
+
+    def decorate(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
+        @functools.wraps(handler)
+        async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+            metrics: ServerMetrics = self.metrics
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await handler(self, request, context)
+            except errors.ForestGateError as exc:
+                code = status_for(exc)
+                await context.abort(code, str(exc))
+                raise  # abort raises; this line only satisfies the type checker
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed unexpectedly", method)
+                await context.abort(code, f"{method}: internal error (logged by the server)")
+                raise
+            finally:
+                metrics.requests.labels(method, code.name).inc()
+                metrics.request_latency.labels(method).observe(time.perf_counter() - started)
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,115 @@
+"""Fixtures for server tests: small bundles compiled once per run, and a live server on port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uvloop
+
+NUM_FEATURES = 8
+
+
+def _rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, NUM_FEATURES)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    return x, y
+
+
+@pytest.fixture(scope="session")
+def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fraud/1 and fraud/2 (XGBoost binary, different trees), classes/1 (LightGBM 3-class)."""
+    import lightgbm
+    import xgboost
+
+    from forestgate.compiler.pipeline import compile_model
+
+    root = tmp_path_factory.mktemp("repository")
+    x, y = _rows(2000, seed=1)
+    for version, trees in (("1", 5), ("2", 12)):
+        model = xgboost.XGBClassifier(n_estimators=trees, max_depth=3, nthread=1).fit(x, y)
+        compile_model(model, name="fraud", version=version, repository=root)
+    y3 = (np.nan_to_num(x[:, 2]) > 0.5).astype(int) + (np.nan_to_num(x[:, 3]) > 0).astype(int)
+    lgb = lightgbm.LGBMClassifier(n_estimators=5, num_leaves=7, verbose=-1, n_jobs=1).fit(x, y3)
+    compile_model(lgb, name="classes", version="1", repository=root)
+    return root
+
+
+@dataclass
+class LiveServer:
+    address: str
+    port: int
+    running: object
+    loop: asyncio.AbstractEventLoop
+
+
+@pytest.fixture
+def live_server(model_repository: Path) -> Iterator[LiveServer]:
+    """A real grpc.aio server on 127.0.0.1:0, on its own uvloop in a thread."""
+    yield from _serve(model_repository)
+
+
+def _serve(repository: Path, **overrides: object) -> Iterator[LiveServer]:
+    from forestgate.server.app import start_server
+    from forestgate.server.settings import Settings
+
+    settings = replace(Settings(), model_repository=repository, port=0, **overrides)  # type: ignore[arg-type]
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    async def main() -> None:
+        running = await start_server(settings)
+        box["running"] = running
+        box["loop"] = asyncio.get_running_loop()
+        box["stop"] = stop = asyncio.Event()
+        ready.set()
+        await stop.wait()
+        await running.drain_and_stop(1.0)
+
+    def run() -> None:
+        try:
+            uvloop.run(main())
+        except BaseException as exc:  # surfaced to the test below
+            box["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(30), "server did not start"
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    running = box["running"]
+    loop = box["loop"]
+    server = LiveServer(f"127.0.0.1:{running.port}", running.port, running, loop)  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(box["stop"].set)  # type: ignore[attr-defined]
+        thread.join(30)
+
+
+@pytest.fixture
+def serve_with():
+    """Start a server with settings overrides: `with serve_with(repo, max_queue_rows=8) as s`."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def start(repository: Path, **overrides: object) -> Iterator[LiveServer]:
+        gen = _serve(repository, **overrides)
+        try:
+            yield next(gen)
+        finally:
+            gen.close()
+
+    return start
+
+
+def rows(n: int, seed: int = 0) -> np.ndarray:
+    return _rows(n, seed)[0]
