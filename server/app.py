@@ -50,12 +50,31 @@ class RunningServer:
     health: health_async.HealthServicer
     metrics: ServerMetrics
 
+    async def publish_models(self) -> None:
+        """Mirror the loaded versions into the model gauge and per-model health status."""
+        self.metrics.models_loaded.clear()
+        for loaded in self.repository.loaded():
+            self.metrics.models_loaded.labels(loaded.model.name, loaded.model.version).set(1)
+        serving = health_pb2.HealthCheckResponse.SERVING
+        for entry in self.repository.index():
+            ready = entry.state == "READY" and not self.state.draining
+            await self.health.set(
+                entry.name, serving if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+        for name in self._unloaded():
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def _unloaded(self) -> set[str]:
+        known = {entry.name for entry in self.repository.index()}
+        return set(self.repository.on_disk()) - known
+
     async def drain_and_stop(self, grace_s: float) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish, drain batchers."""
         self.state.draining = True
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace_s)
-        await self.repository.drain_all()
+        # Batchers flush at once (a queue delay no longer waits for company) while gRPC refuses
+        # new calls and gives the accepted ones the grace period.
+        await asyncio.gather(self.server.stop(grace_s), self.repository.drain_all())
 
 
 async def start_server(settings: Settings, metrics: ServerMetrics | None = None) -> RunningServer:
@@ -79,11 +98,6 @@ async def start_server(settings: Settings, metrics: ServerMetrics | None = None)
         metrics.queue_rows.labels(model.name).set_function(lambda: batcher.queue_rows)
         return batcher
 
-    repository = ModelRepository(settings.model_repository, make_batcher)
-    await repository.load_all()
-    _publish_models(repository, metrics)
-    repository._on_change = lambda: _publish_models(repository, metrics)
-
     options = [
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -93,6 +107,7 @@ async def start_server(settings: Settings, metrics: ServerMetrics | None = None)
         options=options,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
     )
+    repository = ModelRepository(settings.model_repository, make_batcher)
     servicer = InferenceServicer(repository, state, metrics, max_batch_rows=settings.max_batch_rows)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -100,20 +115,19 @@ async def start_server(settings: Settings, metrics: ServerMetrics | None = None)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"cannot bind {settings.host}:{settings.port}")
+    # Listen first and answer NOT_SERVING while the models load and warm up, so probes and
+    # load balancers see "starting" rather than a refused connection.
+    for service in ("", INFERENCE_SERVICE):
+        await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
+    await repository.load_all()
+    running = RunningServer(server, port, state, repository, health, metrics)
+    await running.publish_models()
+    repository.on_change = running.publish_models
     state.ready = True
-    await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    await health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
-    for entry in repository.index():
-        status = "SERVING" if entry.state == "READY" else "NOT_SERVING"
-        await health.set(entry.name, getattr(health_pb2.HealthCheckResponse, status))
-    return RunningServer(server, port, state, repository, health, metrics)
-
-
-def _publish_models(repository: ModelRepository, metrics: ServerMetrics) -> None:
-    metrics.models_loaded.clear()
-    for loaded in repository.loaded():
-        metrics.models_loaded.labels(loaded.model.name, loaded.model.version).set(1)
+    for service in ("", INFERENCE_SERVICE):
+        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return running
 
 
 def _add_reflection(server: grpc.aio.Server) -> None:
@@ -161,9 +175,10 @@ def _copy_file(name: str) -> None:
 async def _run_worker(settings: Settings, worker: int) -> int:
     metrics = ServerMetrics()
     running = await start_server(settings, metrics)
-    if settings.metrics_port:
-        metrics_port = metrics.serve(settings.host, settings.metrics_port + worker)
-        log.info("metrics on http://%s:%d/metrics", settings.host, metrics_port)
+    if settings.metrics_port >= 0:
+        wanted = settings.metrics_port + worker if settings.metrics_port else 0
+        metrics_port = metrics.serve(settings.host, wanted)
+        log.info("metrics on http://%s:%d/metrics (worker %d)", settings.host, metrics_port, worker)
     models = ", ".join(
         f"{e.name}/{e.version}" for e in running.repository.index() if e.state == "READY"
     )

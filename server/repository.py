@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from forestgate.compiler.bundle import MANIFEST_FILE
 from forestgate.compiler.runtime import CompiledModel
-from forestgate.errors import ForestGateError, NotFound
+from forestgate.errors import BundleError, ForestGateError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,12 @@ class ModelRepository:
         self,
         root: Path,
         make_batcher: BatcherFactory,
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.root = root
         self._make_batcher = make_batcher
-        self._on_change = on_change or (lambda: None)
+        # Awaited after every load or unload (the server mirrors it into health and metrics).
+        self.on_change = on_change
         self._models: dict[str, dict[str, LoadedVersion]] = {}
         self._latest: dict[str, LoadedVersion] = {}
         self._failed: dict[tuple[str, str], str] = {}
@@ -116,6 +117,8 @@ class ModelRepository:
             self._install(name, fresh)
         for old in retired:
             self._retire(old)
+        if self.on_change is not None:
+            await self.on_change()
         return sorted(fresh, key=version_key)
 
     async def unload(self, name: str) -> None:
@@ -126,6 +129,8 @@ class ModelRepository:
             self._install(name, {})
         for old in retired:
             self._retire(old)
+        if self.on_change is not None:
+            await self.on_change()
 
     def _install(self, name: str, versions: dict[str, LoadedVersion]) -> None:
         if versions:
@@ -134,7 +139,6 @@ class ModelRepository:
         else:
             self._models.pop(name, None)
             self._latest.pop(name, None)
-        self._on_change()
 
     def _retire(self, old: LoadedVersion) -> None:
         """Drain the replaced version in the background; what it accepted still completes."""
@@ -184,5 +188,11 @@ class ModelRepository:
 
 def _open_checked(bundle: Path) -> CompiledModel:
     model = CompiledModel.open(bundle)
+    expected = (bundle.parent.name, bundle.name)
+    if (model.name, model.version) != expected:
+        raise BundleError(
+            f"{bundle}: manifest is for {model.name}/{model.version}, but the bundle sits in "
+            f"{expected[0]}/{expected[1]}; compile it under the name and version it serves as"
+        )
     model.self_check()  # also the warm-up: the library's pages are touched before traffic
     return model

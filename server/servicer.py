@@ -105,8 +105,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
-        if self.state.draining:
-            raise Unavailable("server is draining; retry on another instance")
+        if self.state.draining or not self.state.ready:
+            raise Unavailable(
+                "server is draining; retry on another instance"
+                if self.state.draining
+                else "server is starting: models are still loading"
+            )
         loaded = self.repository.get(request.model_name, request.model_version)
         decoded = codec.decode_infer_request(
             request, num_features=loaded.model.num_features, max_rows=self.max_batch_rows

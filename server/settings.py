@@ -40,7 +40,11 @@ class Settings:
                 raise SettingsError(f"setting {name}={value!r}: {rule}")
 
         need(0 <= self.port <= 65535, "port", "must be 0-65535 (0 picks a free port)")
-        need(0 <= self.metrics_port <= 65535, "metrics_port", "must be 0-65535 (0 disables)")
+        need(
+            -1 <= self.metrics_port <= 65535,
+            "metrics_port",
+            "must be 0-65535 (0 picks a free port, -1 disables)",
+        )
         need(1 <= self.workers <= 64, "workers", "must be 1-64")
         need(self.max_batch_rows >= 1, "max_batch_rows", "must be >= 1")
         need(self.max_queue_delay_us >= 0, "max_queue_delay_us", "must be >= 0")
@@ -71,7 +75,10 @@ HELP: dict[str, tuple[type, str]] = {
     "model_repository": (Path, "directory of bundles, <name>/<version>/manifest.json"),
     "host": (str, "address to listen on"),
     "port": (int, "gRPC port for every service (0 picks a free one and logs it)"),
-    "metrics_port": (int, "Prometheus /metrics HTTP port (0 disables the endpoint)"),
+    "metrics_port": (
+        int,
+        "Prometheus /metrics HTTP port; worker i uses port+i (0: a free one, -1: off)",
+    ),
     "workers": (int, "processes sharing the port via SO_REUSEPORT (balances connections)"),
     "max_batch_rows": (int, "rows, the most one engine call takes; larger requests are refused"),
     "max_queue_delay_us": (int, "microseconds, how long the oldest request may wait for more"),
