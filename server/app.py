@@ -25,12 +25,11 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from forestgate.compiler.runtime import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
-from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
 from forestgate.protos.pool import POOL
 from forestgate.server.batcher import MicroBatcher
 from forestgate.server.metrics import ServerMetrics
 from forestgate.server.repository import ModelRepository
-from forestgate.server.servicer import InferenceServicer, ServerState
+from forestgate.server.servicer import InferenceServicer, ServerState, handlers
 from forestgate.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ async def start_server(settings: Settings, metrics: ServerMetrics | None = None)
     )
     repository = ModelRepository(settings.model_repository, make_batcher)
     servicer = InferenceServicer(repository, state, metrics, max_batch_rows=settings.max_batch_rows)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((handlers(servicer),))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     _add_reflection(server)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")

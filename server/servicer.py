@@ -29,6 +29,8 @@ class ServerState:
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """The core RPCs and the repository extension; registered with `handlers()`."""
+
     def __init__(
         self,
         repository: ModelRepository,
@@ -42,19 +44,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.metrics = metrics
         self.max_batch_rows = max_batch_rows
 
-    @rpc("ServerLive")
+    @rpc("ServerLive", pb.ServerLiveRequest)
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    @rpc("ServerReady")
+    @rpc("ServerReady", pb.ServerReadyRequest)
     async def ServerReady(
         self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.state.ready and not self.state.draining)
 
-    @rpc("ModelReady")
+    @rpc("ModelReady", pb.ModelReadyRequest)
     async def ModelReady(
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
@@ -64,7 +66,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=not self.state.draining)
 
-    @rpc("ServerMetadata")
+    @rpc("ServerMetadata", pb.ServerMetadataRequest)
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerMetadataResponse:
@@ -72,7 +74,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             name="forestgate", version=__version__, extensions=EXTENSIONS
         )
 
-    @rpc("ModelMetadata")
+    @rpc("ModelMetadata", pb.ModelMetadataRequest)
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
@@ -101,7 +103,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         ].string_param = f"{manifest.source['framework']} {manifest.source['framework_version']}"
         return response
 
-    @rpc("ModelInfer")
+    @rpc("ModelInfer", pb.ModelInferRequest)
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
@@ -120,7 +122,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             request, model_name=loaded.model.name, version=loaded.model.version, scores=scores
         )
 
-    @rpc("RepositoryIndex")
+    @rpc("RepositoryIndex", pb.RepositoryIndexRequest)
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext
     ) -> pb.RepositoryIndexResponse:
@@ -133,14 +135,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             )
         return response
 
-    @rpc("RepositoryModelLoad")
+    @rpc("RepositoryModelLoad", pb.RepositoryModelLoadRequest)
     async def RepositoryModelLoad(
         self, request: pb.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
     ) -> pb.RepositoryModelLoadResponse:
         await self.repository.load(request.model_name)
         return pb.RepositoryModelLoadResponse()
 
-    @rpc("RepositoryModelUnload")
+    @rpc("RepositoryModelUnload", pb.RepositoryModelUnloadRequest)
     async def RepositoryModelUnload(
         self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
     ) -> pb.RepositoryModelUnloadResponse:
@@ -158,3 +160,17 @@ def _deadline_ns(context: grpc.aio.ServicerContext, decoded: codec.DecodedReques
     if decoded.timeout_us is not None:
         candidates.append(now + decoded.timeout_us * 1000)
     return min(candidates) if candidates else None
+
+
+def handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+    """The service's method handlers, taking raw bytes so the `rpc` boundary parses them."""
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    methods = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=None,
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for method in service.methods
+    }
+    return grpc.method_handlers_generic_handler(service.full_name, methods)

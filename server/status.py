@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 
 from forestgate import errors
 from forestgate.server.metrics import ServerMetrics
@@ -44,16 +45,30 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def rpc(method: str) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
-    """Wrap a servicer method: map errors to status codes, record count and latency."""
+def rpc(
+    method: str, request_type: type[Message]
+) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
+    """Wrap a servicer method: parse, map errors to status codes, record count and latency.
+
+    The method is registered without a request deserializer (see server/app.py), so bytes
+    arrive here and a request that is not valid protobuf gets INVALID_ARGUMENT with a message,
+    instead of gRPC's own UNKNOWN "Unexpected DecodeError".
+    """
 
     def decorate(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
         @functools.wraps(handler)
-        async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Resp:
             metrics: ServerMetrics = self.metrics
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                if isinstance(request, bytes):
+                    try:
+                        request = request_type.FromString(request)
+                    except DecodeError as exc:
+                        raise errors.InvalidInput(
+                            f"request: not a valid {request_type.DESCRIPTOR.full_name} ({exc})"
+                        ) from None
                 return await handler(self, request, context)
             except errors.ForestGateError as exc:
                 code = status_for(exc)
