@@ -24,10 +24,10 @@ $(MODELS)/.demo-built: $(STAMP)
 
 models: $(MODELS)/.demo-built
 
+# Serves until Ctrl-C (SIGINT drains like SIGTERM and exits 0).
 run: $(STAMP) $(MODELS)/.demo-built
-	@echo "The demo bundles are built in $(MODELS)/ (forestgate inspect $(MODELS)/<name>/<version>)."
-	@echo "The scoring server is not implemented yet (issue #3): nothing is served on $(HOST):$(PORT)."
-	@exit 1
+	$(BIN)/forestgate serve --model-repository $(MODELS) --host $(HOST) --port $(PORT) \
+		--metrics-port $(METRICS_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -38,6 +38,8 @@ lint: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/forestgate
 	ln -s $(CURDIR)/forestgate/*.py build/typecheck/forestgate/
 	ln -s $(CURDIR)/compiler build/typecheck/forestgate/compiler
+	ln -s $(CURDIR)/server build/typecheck/forestgate/server
+	ln -s $(CURDIR)/protos build/typecheck/forestgate/protos
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p forestgate
 
 bench: $(STAMP)

@@ -21,7 +21,8 @@ from google.protobuf import descriptor_pb2
 from google.protobuf import descriptor_pool as protobuf_pool
 from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha import _async as reflection_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from forestgate.compiler.runtime import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
@@ -143,8 +144,7 @@ def _add_reflection(server: grpc.aio.Server) -> None:
         reflection.SERVICE_NAME,
         REFLECTION_V1,
     ]
-    servicer = reflection.aio.ReflectionServicer(names, pool=POOL)
-    reflection_pb2_grpc = reflection._reflection_pb2_grpc
+    servicer = reflection_aio.ReflectionServicer(names, pool=POOL)
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
     handler = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import grpc
 
@@ -14,7 +15,7 @@ from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
 from forestgate.server import codec
 from forestgate.server.metrics import ServerMetrics
 from forestgate.server.repository import ModelRepository
-from forestgate.server.status import rpc
+from forestgate.server.status import Context, rpc
 
 PLATFORM = "forestgate_tl2cgen"
 EXTENSIONS = ["model_repository", "schedule_policy", "parameters"]
@@ -46,19 +47,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc("ServerLive", pb.ServerLiveRequest)
     async def ServerLive(
-        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerLiveRequest, context: Context
     ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @rpc("ServerReady", pb.ServerReadyRequest)
     async def ServerReady(
-        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerReadyRequest, context: Context
     ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.state.ready and not self.state.draining)
 
     @rpc("ModelReady", pb.ModelReadyRequest)
     async def ModelReady(
-        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelReadyRequest, context: Context
     ) -> pb.ModelReadyResponse:
         try:
             self.repository.get(request.name, request.version)
@@ -68,7 +69,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc("ServerMetadata", pb.ServerMetadataRequest)
     async def ServerMetadata(
-        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerMetadataRequest, context: Context
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(
             name="forestgate", version=__version__, extensions=EXTENSIONS
@@ -76,7 +77,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc("ModelMetadata", pb.ModelMetadataRequest)
     async def ModelMetadata(
-        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelMetadataRequest, context: Context
     ) -> pb.ModelMetadataResponse:
         loaded = self.repository.get(request.name, request.version)
         manifest = loaded.model.manifest
@@ -105,7 +106,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc("ModelInfer", pb.ModelInferRequest)
     async def ModelInfer(
-        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
         if self.state.draining or not self.state.ready:
             raise Unavailable(
@@ -124,7 +125,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc("RepositoryIndex", pb.RepositoryIndexRequest)
     async def RepositoryIndex(
-        self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RepositoryIndexRequest, context: Context
     ) -> pb.RepositoryIndexResponse:
         response = pb.RepositoryIndexResponse()
         for entry in self.repository.index():
@@ -137,20 +138,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc("RepositoryModelLoad", pb.RepositoryModelLoadRequest)
     async def RepositoryModelLoad(
-        self, request: pb.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RepositoryModelLoadRequest, context: Context
     ) -> pb.RepositoryModelLoadResponse:
         await self.repository.load(request.model_name)
         return pb.RepositoryModelLoadResponse()
 
     @rpc("RepositoryModelUnload", pb.RepositoryModelUnloadRequest)
     async def RepositoryModelUnload(
-        self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RepositoryModelUnloadRequest, context: Context
     ) -> pb.RepositoryModelUnloadResponse:
         await self.repository.unload(request.model_name)
         return pb.RepositoryModelUnloadResponse()
 
 
-def _deadline_ns(context: grpc.aio.ServicerContext, decoded: codec.DecodedRequest) -> int | None:
+def _deadline_ns(context: Context, decoded: codec.DecodedRequest) -> int | None:
     """The earlier of the gRPC deadline and the OIP `timeout` parameter, as monotonic ns."""
     now = time.monotonic_ns()
     candidates = []
@@ -162,7 +163,7 @@ def _deadline_ns(context: grpc.aio.ServicerContext, decoded: codec.DecodedReques
     return min(candidates) if candidates else None
 
 
-def handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+def handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler[Any, Any]:
     """The service's method handlers, taking raw bytes so the `rpc` boundary parses them."""
     service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
     methods = {

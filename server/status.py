@@ -35,13 +35,14 @@ STATUS_OF: dict[type[errors.ForestGateError], grpc.StatusCode] = {
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-Handler = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Any, Req, Context], Awaitable[Resp]]
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
     for kind in type(exc).__mro__:
         if kind in STATUS_OF:
-            return STATUS_OF[kind]  # type: ignore[index]
+            return STATUS_OF[kind]
     return grpc.StatusCode.INTERNAL
 
 
@@ -57,7 +58,7 @@ def rpc(
 
     def decorate(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
         @functools.wraps(handler)
-        async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Resp:
+        async def wrapper(self: Any, request: Any, context: Context) -> Resp:
             metrics: ServerMetrics = self.metrics
             started = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -75,7 +76,7 @@ def rpc(
                 await context.abort(code, str(exc))
                 raise  # abort raises; this line only satisfies the type checker
             except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception:
                 code = grpc.StatusCode.INTERNAL

@@ -117,9 +117,9 @@ def _scrape(port: int) -> str:
 
 def _sample(text: str, name: str, **labels: str) -> float:
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
+        head = line.split("{", 1)[0].split(" ", 1)[0]
+        if head == name and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} {labels} not in metrics")
 
 
