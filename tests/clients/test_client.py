@@ -104,7 +104,7 @@ def _scripted_server(script: list[grpc.StatusCode]) -> Iterator[tuple[str, _Scri
                 grpc.method_handlers_generic_handler(
                     "inference.GRPCInferenceService", {"ModelInfer": handler}
                 ),
-            )  # fmt: skip
+            )
         )
         box["port"] = server.add_insecure_port("127.0.0.1:0")
         await server.start()
