@@ -1,0 +1,1 @@
+"""Training side of ForestGate: synthetic transactions, SQL features, model training, calibration and evaluation."""
