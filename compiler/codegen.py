@@ -152,7 +152,7 @@ def build_library(
             dmat = tl2cgen.DMatrix(annotation_rows.astype(stats.threshold_type, copy=False))
             tl2cgen.annotate_branch(model, dmat, annotation, nthread=resolved["nthread"])
             params["annotate_in"] = str(annotation)
-        with _native_output_to_log():
+        with native_output_to_log("tl2cgen"):
             tl2cgen.generate_c_code(model, source_dir, params=params)
         _add_shim(source_dir, stats)
         tl2cgen.create_shared(
@@ -175,12 +175,14 @@ def build_library(
 
 
 @contextlib.contextmanager
-def _native_output_to_log() -> Iterator[None]:
-    """Send what tl2cgen prints during code generation to the debug log, not the terminal.
+def native_output_to_log(library: str) -> Iterator[None]:
+    """Send what a native library prints to the debug log, not the terminal.
 
-    Its native library writes straight to file descriptor 2 (among it, on every call, a harmless
-    notice that its bundled treelite 4.1 reads a model serialised by treelite 4.8) and its Python
-    log callback prints to stdout, so both are captured at the descriptor and sys.stdout level.
+    tl2cgen's native library writes straight to file descriptor 2 during code generation (among
+    it, on every call, a harmless notice that its bundled treelite 4.1 reads a model serialised by
+    treelite 4.8) and its Python log callback prints to stdout; LightGBM writes a "[Fatal]" line
+    to descriptor 2 before raising on a bad model file. Both are captured at the descriptor and
+    sys.stdout level, so the CLI's error stays on one line.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -195,7 +197,7 @@ def _native_output_to_log() -> Iterator[None]:
             text = sink.read().decode("utf-8", "replace") + py_out.getvalue()
     for line in text.splitlines():
         if line.strip():
-            log.debug("tl2cgen: %s", line)
+            log.debug("%s: %s", library, line)
 
 
 def _add_shim(source_dir: Path, stats: ModelStats) -> None:

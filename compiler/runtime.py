@@ -165,8 +165,12 @@ class CompiledModel:
             raise BundleError(f"{where}: field 'verification.self_check' is missing")
         try:
             rows = int(check["rows"])
-            x = np.frombuffer(base64.b64decode(check["input_f32_b64"]), dtype=np.float32)
-            want = np.frombuffer(base64.b64decode(check["output_f32_b64"]), dtype=np.float32)
+            x = np.frombuffer(
+                base64.b64decode(check["input_f32_b64"], validate=True), dtype=np.float32
+            )
+            want = np.frombuffer(
+                base64.b64decode(check["output_f32_b64"], validate=True), dtype=np.float32
+            )
             x = x.reshape(rows, self.num_features)
             want = want.reshape(rows, -1)
         except (KeyError, ValueError, TypeError) as exc:

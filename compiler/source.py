@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version as dist_version
@@ -91,7 +92,11 @@ def _load_file(path: Path) -> SourceModel:
         if head.startswith(b"tree") or suffix in {".txt", ".lgb"}:
             import lightgbm
 
-            lgb_booster = lightgbm.Booster(model_file=str(path))
+            from forestgate.compiler.codegen import native_output_to_log
+
+            _check_lightgbm_text(path)
+            with native_output_to_log("lightgbm"):
+                lgb_booster = lightgbm.Booster(model_file=str(path))
             return _from_lightgbm(lgb_booster, file=str(path))
     except CompileError:
         raise
@@ -104,6 +109,23 @@ def _load_file(path: Path) -> SourceModel:
         f"{path}: unknown model file type {suffix or '(no suffix)'}; expected an XGBoost "
         ".json/.ubj, a LightGBM .txt, or a scikit-learn model saved with joblib (.joblib/.pkl)"
     )
+
+
+def _check_lightgbm_text(path: Path) -> None:
+    """Refuse a truncated LightGBM text model before LightGBM parses it.
+
+    LightGBM's parser crashes the process (a segfault or abort, measured with LightGBM 4.7) on a
+    model file cut inside its trees or its parameters section, instead of raising. Every model
+    file it writes starts with "tree", has an "end of trees" line and closes a "parameters:"
+    section with "end of parameters"; other text is left to LightGBM, which rejects it cleanly.
+    """
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("tree"):
+        return
+    if "\nend of trees" not in text:
+        raise CompileError(f"{path}: truncated LightGBM text model (no 'end of trees' line)")
+    if "\nparameters:" in text and "\nend of parameters" not in text:
+        raise CompileError(f"{path}: truncated LightGBM text model (no 'end of parameters' line)")
 
 
 def _from_object(obj: object, file: str | None) -> SourceModel:
@@ -132,12 +154,14 @@ def _from_object(obj: object, file: str | None) -> SourceModel:
     )
 
 
-def _task_of(model: treelite.Model) -> tuple[str, int]:
+def _task_of(model: treelite.Model, where: str) -> tuple[str, int]:
     header = model.get_header_accessor()
     num_target = int(header.get_field("num_target")[0])
     num_class = int(max(header.get_field("num_class")))
     if num_target != 1:
-        raise UnsupportedModel(f"multi-target models ({num_target} targets) are not supported")
+        raise UnsupportedModel(
+            f"{where}: multi-target models ({num_target} targets) are not supported"
+        )
     if num_class > 1:
         return "multiclass", num_class
     if header.get_field("postprocessor") == "sigmoid":
@@ -156,7 +180,7 @@ def _from_xgboost(booster: Any, file: str | None, estimator: Any = None) -> Sour
             "(use binary:logistic, multi:softprob or a reg: objective)"
         )
     tl_model = _wrap_treelite(lambda: treelite.frontend.from_xgboost(booster), file, "XGBoost")
-    task, _ = _task_of(tl_model)
+    task, _ = _task_of(tl_model, file or "XGBoost model")
     booster = booster.copy()
     booster.set_param({"nthread": 1})
 
@@ -182,7 +206,7 @@ def _from_lightgbm(booster: Any, file: str | None, estimator: Any = None) -> Sou
             f"{file or 'LightGBM model'}: objective {objective!r} is not supported"
         )
     tl_model = _wrap_treelite(lambda: treelite.frontend.from_lightgbm(booster), file, "LightGBM")
-    task, _ = _task_of(tl_model)
+    task, _ = _task_of(tl_model, file or "LightGBM model")
     names = booster.feature_name()
     if all(_LIGHTGBM_DEFAULT_NAME.match(n) for n in names):
         names = None  # LightGBM's made-up Column_i names carry no meaning
@@ -220,7 +244,7 @@ def _from_sklearn(estimator: Any, file: str | None) -> SourceModel:
     tl_model = _wrap_treelite(
         lambda: treelite.sklearn.import_model(estimator), file, "scikit-learn"
     )
-    task, num_class = _task_of(tl_model)
+    task, num_class = _task_of(tl_model, where)
     is_classifier = hasattr(estimator, "predict_proba")
     output_column: int | None = None
     if is_classifier:
@@ -231,17 +255,17 @@ def _from_sklearn(estimator: Any, file: str | None) -> SourceModel:
             output_column = 1 if num_class == 2 else None
 
             def predict(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-                return np.asarray(estimator.predict_proba(x)[:, 1], dtype=np.float64)
+                return np.asarray(_bare(estimator.predict_proba, x)[:, 1], dtype=np.float64)
         else:
             task = "multiclass"
 
             def predict(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-                return np.asarray(estimator.predict_proba(x), dtype=np.float64)
+                return np.asarray(_bare(estimator.predict_proba, x), dtype=np.float64)
     else:
         task = "regression"
 
         def predict(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-            return np.asarray(estimator.predict(x), dtype=np.float64)
+            return np.asarray(_bare(estimator.predict, x), dtype=np.float64)
 
     names = getattr(estimator, "feature_names_in_", None)
     # Trees and histogram boosting route NaN natively; classic GradientBoosting rejects it.
@@ -256,6 +280,17 @@ def _from_sklearn(estimator: Any, file: str | None) -> SourceModel:
         output_column=output_column, accepts_nan=accepts_nan, accepts_inf=accepts_inf,
         file=file,
     )  # fmt: skip
+
+
+def _bare(method: Callable[[Any], Any], x: npt.NDArray[np.float32]) -> Any:
+    """Call a scikit-learn estimator with a bare array, without its feature-name warning.
+
+    An estimator fitted on a DataFrame warns on every array ("X does not have valid feature
+    names"); the columns are its own, in order, so the warning would only be noise on the CLI.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+        return method(x)
 
 
 def _wrap_treelite(load: Callable[[], treelite.Model], file: str | None, framework: str) -> Any:

@@ -8,9 +8,12 @@ rows are compared against the same rows with +-inf clamped to the largest finite
 takes the same branch against every finite threshold. The manifest records which was done.
 
 One known divergence is left out of the sample on purpose: LightGBM splits at its zero
-threshold (+-1e-35) separate zero from non-zero, and treelite and LightGBM disagree on inputs of
-exactly +-1e-35 when another feature of the row is missing. Such thresholds are sampled as 0.0
-instead, which is the value they exist for; no real feature takes values of 1e-35.
+threshold (+-1e-35) separate zero from non-zero, and LightGBM reads every input with
+|x| <= 1e-35 as zero while the compiled trees compare it, so an input of exactly -1e-35 (as
+float32) at a -1e-35 split takes the negative branch compiled and the zero branch in LightGBM,
+whatever the rest of the row holds (tests/compiler/test_differential.py pins this). Such
+thresholds are sampled as 0.0 instead, which is the value they exist for; no real feature takes
+values of 1e-35.
 """
 
 from __future__ import annotations
