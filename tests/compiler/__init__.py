@@ -1,0 +1,1 @@
+"""Tests of the model compiler: sources, pipeline, bundle runtime and command line."""
