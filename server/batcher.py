@@ -80,8 +80,8 @@ class MicroBatcher:
     whatever queues while a batch runs forms the next batch, oldest first, up to
     `max_batch_rows` rows (a request is never split). `max_queue_delay_us` > 0 lets such a
     backlog wait for more rows, until its oldest request is that old or a full batch is queued;
-    it never delays a request that finds the engine idle. Event-loop timers tick in
-    milliseconds on both asyncio and uvloop, so delays below 1000 us round up to about 1 ms.
+    it never delays a request that finds the engine idle. The wait is timed by the event
+    loop in whole milliseconds, rounded up, so a backlog may wait up to 1 ms longer than set.
 
     Admission is decided at once: a request over `max_batch_rows` raises InvalidInput, one that
     would take the queue past `max_queue_rows` rows raises Overloaded, and one arriving after
@@ -128,8 +128,9 @@ class MicroBatcher:
         if not callable(predict):
             raise TypeError(f"predict must be callable, got {type(predict).__name__}")
         self.name = name
-        self.num_features = num_features
-        self.max_batch_rows = max_batch_rows
+        self._num_features = num_features
+        self._rows_expected = f"rows: expected a float32 array of shape [n, {num_features}], got"
+        self._max_batch_rows = max_batch_rows
         self._predict = predict
         self._max_queue_rows = max_queue_rows
         self._delay_ns = max_queue_delay_us * 1000
@@ -186,25 +187,7 @@ class MicroBatcher:
         if not self._accepting:
             self._notify_reject("unavailable", context)
             raise Unavailable(self._refusal)
-        if (
-            not isinstance(rows, np.ndarray)
-            or rows.dtype != np.float32
-            or rows.ndim != 2
-            or rows.shape[1] != self.num_features
-        ):
-            got = (
-                f"{rows.dtype} {list(rows.shape)}"
-                if isinstance(rows, np.ndarray)
-                else type(rows).__name__
-            )
-            raise InvalidInput(
-                f"rows: expected a float32 array of shape [n, {self.num_features}], got {got}"
-            )
-        n = rows.shape[0]
-        if not 1 <= n <= self.max_batch_rows:
-            raise InvalidInput(
-                f"rows: {n} rows, expected 1 to max_batch_rows={self.max_batch_rows} per request"
-            )
+        n = self._count_rows(rows)
         if self._queue_rows + n > self._max_queue_rows:
             self._notify_reject("overloaded", context)
             raise Overloaded(
@@ -217,9 +200,21 @@ class MicroBatcher:
         future: asyncio.Future[npt.NDArray[np.float32]] = self._loop.create_future()
         self._queue.append(_Request(rows, future, deadline_ns, self._clock(), context))
         self._queue_rows += n
-        if not self._holding or self._queue_rows >= self.max_batch_rows:
+        if not self._holding or self._queue_rows >= self._max_batch_rows:
             self._wake.set()
         return await future
+
+    def _count_rows(self, rows: object) -> int:
+        if not isinstance(rows, np.ndarray):
+            raise InvalidInput(f"{self._rows_expected} {type(rows).__name__}")
+        if rows.dtype != np.float32 or rows.ndim != 2 or rows.shape[1] != self._num_features:
+            raise InvalidInput(f"{self._rows_expected} {rows.dtype} {list(rows.shape)}")
+        n: int = rows.shape[0]
+        if not 1 <= n <= self._max_batch_rows:
+            raise InvalidInput(
+                f"rows: {n} rows, expected 1 to max_batch_rows={self._max_batch_rows} per request"
+            )
+        return n
 
     async def drain(self) -> None:
         """Refuse new requests (Unavailable), finish every queued and in-flight one, then stop."""
@@ -267,7 +262,11 @@ class MicroBatcher:
                 if inline and queue:
                     # Let callers take their results, and new requests join, between batches.
                     await asyncio.sleep(0)
-        except BaseException:
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception(
+                    "%s: batcher dispatcher failed; the model takes no more requests", self.name
+                )
             self._accepting = False
             self._refusal = f"{self.name}: batcher stopped"
             self._fail_queued()
@@ -279,17 +278,19 @@ class MicroBatcher:
         while queue and queue[0].future.done():
             self._queue_rows -= queue[0].n
             self._notify_reject("cancelled", queue.popleft().context)
-        if not queue or self._queue_rows >= self.max_batch_rows:
+        if not queue or self._queue_rows >= self._max_batch_rows:
             return
         remaining_ns = queue[0].enqueued_ns + self._delay_ns - self._clock()
         if remaining_ns <= 0:
             return
         assert self._loop is not None
         self._due = False
-        timer = self._loop.call_later(remaining_ns / 1e9, self._on_due)
+        # Loop timers have millisecond resolution and uvloop rounds to the nearest one, which
+        # would turn any delay under 500 us into none: round up, the same on every loop.
+        timer = self._loop.call_later(-(-remaining_ns // 1_000_000) / 1000, self._on_due)
         self._holding = True
         try:
-            while not self._due and self._accepting and self._queue_rows < self.max_batch_rows:
+            while not self._due and self._accepting and self._queue_rows < self._max_batch_rows:
                 self._wake.clear()
                 await self._wake.wait()
         finally:
@@ -304,7 +305,7 @@ class MicroBatcher:
         """Move requests, oldest first, into the input buffer; returns the rows taken."""
         queue = self._queue
         buffer = self._input
-        limit = self.max_batch_rows
+        limit = self._max_batch_rows
         now = self._formed_ns = self._clock()
         rows = 0
         while queue:
