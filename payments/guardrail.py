@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 from forestgate.errors import InvalidInput
-from forestgate.payments.codes import ResponseCodes, load_rules_file
+from forestgate.payments.action import Action, ActionKind
 from forestgate.payments.history import Attempt, History, card_key, require_utc
-from forestgate.payments.limits import REATTEMPT_KINDS, ActionKind, Limits
-from forestgate.payments.money import check_currency
+from forestgate.payments.rulebook import COUNTERS, PERMANENT, Denial, Rules, cancels_recurring
 
 __all__ = [
     "Action",
@@ -28,55 +26,6 @@ __all__ = [
     "card_key",
     "check",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """The response codes and the guardrail limits of one rules file, checked at load."""
-
-    codes: ResponseCodes
-    limits: Limits
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> Rules:
-        """Read and check ``path`` (default: the packaged rules.yaml); ConfigError if invalid."""
-        codes, limits = load_rules_file(path)
-        return cls(codes, limits)
-
-    @property
-    def version(self) -> str:
-        return self.codes.version
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """A candidate the retry model (or a cascade) proposes after a decline."""
-
-    kind: ActionKind | str
-    at: dt.datetime  # when the attempt would be sent, tz-aware
-    route: str  # never changes the verdict (H9)
-    amount_minor: int
-    currency: str
-    card_present: bool = False
-    credential_changed: bool = False  # new PAN/expiry from the updater, CVV re-entered, token fixed
-    customer_in_session: bool = False
-    is_mit: bool = True
-
-    def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "kind", ActionKind(self.kind))
-        except ValueError:
-            kinds = ", ".join(k.value for k in ActionKind)
-            raise InvalidInput(f"Action.kind must be one of {kinds}, got {self.kind!r}") from None
-        require_utc(self.at, "Action.at")
-        check_currency(self.currency)
-        if isinstance(self.amount_minor, bool) or not isinstance(self.amount_minor, int):
-            raise InvalidInput("Action.amount_minor must be an int of minor units")
-
-    @property
-    def is_reattempt(self) -> bool:
-        """Whether the action sends an authorization (and so is counted)."""
-        return self.kind in REATTEMPT_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +51,41 @@ def check(action: Action, history: History, rules: Rules, now: dt.datetime) -> V
     """Allow or deny ``action`` given the card+merchant ``history`` under ``rules`` at ``now``.
 
     ``now`` is the decision time: every attempt in ``history`` must be at or before it and the
-    action at or after it. The rules in force on the action's UTC date apply.
+    action at or after it. The limits in force on the action's UTC date apply; a past decline is
+    classified as on its own date. The action retries the latest attempt of ``history`` (the
+    failed payment). Denials that never lapse win over time-bound ones (in the order H11, H8, H12,
+    H13, H4, H1, H7, H3, then H5, H6, H2, internal budget); among time-bound denials, the one
+    lapsing last binds.
     """
-    raise NotImplementedError("guardrail.check lands in the next commit")
+    require_utc(now, "now")
+    if action.at < now:
+        raise InvalidInput(f"Action.at {action.at.isoformat()} is before now {now.isoformat()}")
+    last = history.last
+    if last is not None and last.at > now:
+        raise InvalidInput(f"history has an attempt at {last.at.isoformat()}, after now")
+    cancel = cancels_recurring(history, rules)
+    if not action.is_reattempt:
+        return Verdict(True, None, f"{action.kind}: no authorization is sent", None, cancel)
+    if last is None or last.approved:
+        return Verdict(False, "no_decline", "no declined attempt to retry", None, cancel)
+    denials: list[Denial] = []
+    headroom: list[tuple[int, str, str]] = []
+    for rule in PERMANENT:
+        denial = rule(action, history, rules, last)
+        if denial is not None:
+            denials.append(denial)
+    for counter in COUNTERS:
+        outcome = counter(action, history, rules, last)
+        if isinstance(outcome, Denial):
+            denials.append(outcome)
+        elif outcome is not None:
+            headroom.append(outcome)
+    if denials:
+        # A denial that waiting cannot lift beats any that lapses; then the last to lapse binds.
+        permanent = [d for d in denials if d.earliest is None]
+        binding = permanent[0] if permanent else max(denials, key=lambda d: d.earliest or now)
+        return Verdict(False, binding.rule, binding.reason, binding.earliest, cancel)
+    if headroom:
+        _, closest, what = min(headroom)
+        return Verdict(True, closest, f"allowed; closest limit {closest}: {what}", None, cancel)
+    return Verdict(True, None, "allowed; no counter applies", None, cancel)

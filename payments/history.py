@@ -49,6 +49,7 @@ class Attempt:
     issuer_country: str | None = None  # ISO 3166 alpha-2 from the BIN
     credential_changed: bool = False  # sent with card data changed since the previous decline
     three_ds: bool = False  # authenticated with 3DS
+    payment_id: str | None = None  # the payment it belongs to (first attempt and its retries)
 
     def __post_init__(self) -> None:
         require_utc(self.at, "Attempt.at")
@@ -61,6 +62,9 @@ class Attempt:
     @property
     def declined(self) -> bool:
         return not self.approved
+
+    def same_amount(self, amount_minor: int, currency: str) -> bool:
+        return self.amount_minor == amount_minor and self.currency == currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +98,31 @@ class History:
     @property
     def last(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
+
+    def in_window(self, end: dt.datetime, window: dt.timedelta) -> tuple[Attempt, ...]:
+        """Attempts in the rolling window (end - window, end]: one exactly ``window`` old is out."""
+        return tuple(a for a in self.attempts if end - window < a.at <= end)
+
+    def payment(self, attempt: Attempt) -> tuple[Attempt, ...]:
+        """The attempts of the payment ``attempt`` belongs to, up to it: those with its
+        payment_id, or without one, those of its amount since the last approval before it."""
+        before = [a for a in self.attempts if a.at <= attempt.at]
+        if attempt.payment_id is not None:
+            return tuple(a for a in before if a.payment_id == attempt.payment_id)
+        chain: list[Attempt] = []
+        for a in before:
+            if not a.same_amount(attempt.amount_minor, attempt.currency):
+                continue
+            if a.approved and a is not attempt:
+                chain.clear()
+            else:
+                chain.append(a)
+        return tuple(chain)
+
+    def since_credential_change(self) -> tuple[Attempt, ...]:
+        """Attempts on the current card data: from the last one sent with changed data."""
+        start = 0
+        for i, a in enumerate(self.attempts):
+            if a.credential_changed:
+                start = i
+        return self.attempts[start:]

@@ -8,25 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
+from forestgate.payments.action import REATTEMPT_KINDS, ActionKind
 from forestgate.payments.document import Node
 from forestgate.payments.timeline import Timeline, parse_timeline
-
-
-class ActionKind(StrEnum):
-    """What a retry advice proposes to do after a decline."""
-
-    RETRY = "retry"  # the same payment again later (same route or not)
-    CASCADE = "cascade"  # immediately on another acquirer route: a reattempt like any other (H9)
-    CIT_3DS = (
-        "cit_3ds"  # customer-initiated, authenticated with 3DS while the customer is in session
-    )
-    UPDATE_CREDENTIALS = "update_credentials"  # ask the updater or the customer; no authorization
-    NO_RETRY = "no_retry"  # stop
-
-
-REATTEMPT_KINDS = frozenset({ActionKind.RETRY, ActionKind.CASCADE, ActionKind.CIT_3DS})
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
 
