@@ -24,25 +24,30 @@ _NULL = "tag:yaml.org,2002:null"
 class Node:
     """One YAML node, the file it came from and its dotted field path."""
 
-    __slots__ = ("_node", "field", "path")
+    __slots__ = ("_key_line", "_node", "field", "path")
 
-    def __init__(self, node: yaml.Node, *, path: Path, field: str) -> None:
+    def __init__(
+        self, node: yaml.Node, *, path: Path, field: str, key_line: int | None = None
+    ) -> None:
         self._node = node
         self.path = path
         self.field = field
+        self._key_line = key_line
 
     @property
     def line(self) -> int:
-        """1-based line where the node starts."""
+        """1-based line of the node's key when it has one (``guardrail:``), else of its start."""
+        if self._key_line is not None:
+            return self._key_line
         return int(self._node.start_mark.line) + 1
 
     def error(self, message: str) -> ConfigError:
         """A ConfigError located at this node."""
         return ConfigError(message, path=self.path, line=self.line, field=self.field or "<root>")
 
-    def _child(self, node: yaml.Node, key: str) -> Node:
+    def _child(self, node: yaml.Node, key: str, key_line: int) -> Node:
         field = f"{self.field}.{key}" if self.field else key
-        return Node(node, path=self.path, field=field)
+        return Node(node, path=self.path, field=field, key_line=key_line)
 
     def is_null(self) -> bool:
         return isinstance(self._node, yaml.ScalarNode) and self._node.tag == _NULL
@@ -59,10 +64,11 @@ class Node:
                     "mapping keys must be scalars"
                 )
             key = str(key_node.value)
-            child = self._child(value_node, key)
+            key_line = int(key_node.start_mark.line) + 1
+            child = self._child(value_node, key, key_line)
             if key in seen:
                 raise child.error(f"duplicate key {key!r} (first on line {seen[key]})")
-            seen[key] = int(key_node.start_mark.line) + 1
+            seen[key] = key_line
             out.append((key, child))
         return out
 
