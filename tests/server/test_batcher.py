@@ -472,6 +472,31 @@ def test_predict_output_of_the_wrong_shape_fails_the_batch(bad: str) -> None:
     run(main())
 
 
+def test_a_dispatcher_that_dies_fails_every_waiting_request_and_refuses_new_ones(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Crash(BaseException):
+        pass
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        raise Crash
+
+    async def main() -> None:
+        batcher = make(predict, max_batch_rows=1)
+        outcomes = await asyncio.gather(
+            batcher.submit(block(1, 1)), batcher.submit(block(2, 1)), return_exceptions=True
+        )
+        assert [type(o) for o in outcomes] == [Unavailable, Unavailable]  # in batch, queued
+        with pytest.raises(Unavailable, match="stopped"):
+            await batcher.submit(block(3, 1))
+        with pytest.raises(Crash):
+            await batcher.drain()
+
+    with caplog.at_level(logging.ERROR, logger="forestgate.server.batcher"):
+        run(main())
+    assert ["dispatcher failed" in r.getMessage() for r in caplog.records] == [True]
+
+
 # --- max_queue_delay_us -------------------------------------------------------------------------
 
 
@@ -719,10 +744,10 @@ def test_thread_mode_without_an_executor_uses_one_thread_of_its_own() -> None:
         batcher = make(engine, execution="thread", name="fraud/3")
         await asyncio.gather(*(batcher.submit(block(t, 1)) for t in range(3)))
         await batcher.drain()
+        assert not any(t.name.startswith("batcher-fraud/3") for t in threading.enumerate())
 
     run(main())
     assert {name.split("_")[0] for name in engine.threads} == {"batcher-fraud/3"}
-    assert not any(t.name.startswith("batcher-fraud/3") for t in threading.enumerate())
 
 
 # --- statistics ---------------------------------------------------------------------------------
