@@ -1,0 +1,87 @@
+"""The guardrail's view of the simulation: every sent attempt filed per card key and merchant as
+a ``forestgate.payments.guardrail.Attempt``, and ``guardrail.check`` asked for each reattempt in
+time order against exactly the history before it.
+
+Compliant policies send only what the guardrail allows; the legacy policy sends regardless and
+the verdict is recorded as its violation. Code classification is memoised per (network, code,
+day): the guardrail classifies every past attempt on every call, and the simulation makes
+hundreds of thousands of calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from forestgate.payments.action import Action, ActionKind
+from forestgate.payments.codes import CodeInfo, ResponseCodes
+from forestgate.payments.guardrail import Verdict, check
+from forestgate.payments.history import Attempt, History
+from forestgate.payments.rulebook import Rules
+
+
+class _MemoCodes(ResponseCodes):
+    """ResponseCodes with classify() cached; the table is immutable, so the cache is exact."""
+
+    def classify(self, network: str, code: str, on: dt.date) -> CodeInfo:
+        day = on.astimezone(dt.UTC).date() if isinstance(on, dt.datetime) else on
+        key = (network, code, day)
+        cache: dict[tuple[str, str, dt.date], CodeInfo] = self.__dict__.setdefault("_memo", {})
+        info = cache.get(key)
+        if info is None:
+            info = ResponseCodes.classify(self, network, code, day)
+            cache[key] = info
+        return info
+
+
+def memoised(rules: Rules) -> Rules:
+    c = rules.codes
+    codes = _MemoCodes(
+        version=c.version,
+        source=c.source,
+        tables=c.tables,
+        visa_categories=c.visa_categories,
+        mc_groups=c.mc_groups,
+        advice=c.advice,
+    )
+    return Rules(codes, rules.limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the policy wants to send, in the guardrail's terms."""
+
+    kind: ActionKind
+    at: dt.datetime
+    route: str
+    amount_minor: int
+    currency: str
+    credential_changed: bool
+    customer_in_session: bool
+    is_mit: bool
+
+
+class Ledger:
+    """Sent attempts per (card key, merchant), oldest first."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = memoised(rules)
+        self._by_key: dict[tuple[str, str], list[Attempt]] = {}
+
+    def check(self, card: str, merchant: str, request: Request) -> Verdict:
+        past = self._by_key.get((card, merchant), [])
+        history = History(card, merchant, tuple(past))
+        action = Action(
+            kind=request.kind,
+            at=request.at,
+            route=request.route,
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+            credential_changed=request.credential_changed,
+            customer_in_session=request.customer_in_session,
+            is_mit=request.is_mit,
+        )
+        return check(action, history, self.rules, request.at)
+
+    def record(self, attempt: Attempt) -> None:
+        self._by_key.setdefault((attempt.card_key, attempt.merchant_id), []).append(attempt)
