@@ -19,8 +19,9 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def _registrars() -> list[Register]:
     from forestgate.compiler import cli as compiler_cli
     from forestgate.server import cli as server_cli
+    from forestgate.training import cli as training_cli
 
-    return [compiler_cli.register, server_cli.register]
+    return [compiler_cli.register, server_cli.register, training_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

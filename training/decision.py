@@ -265,7 +265,7 @@ def decide(world: World, batch: Batch, rng: np.random.Generator) -> Decision:
             C["54"],
             C["14"],
         ],
-        default=np.where(u_fam < 0.5, C["04"], C["07"]),
+        default=np.where(visa & (u_fam < 0.5), C["07"], C["04"]),
     )
     hard_family = np.select(
         [status > 0, batch.cancelled, batch.expired, batch.keyed_typo],

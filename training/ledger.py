@@ -61,16 +61,39 @@ class Request:
     is_mit: bool
 
 
+# The order of the tuples filed; every field of guardrail.Attempt is named.
+ATTEMPT_FIELDS = (
+    "at", "card_key", "merchant_id", "amount_minor", "currency", "network", "response_code",
+    "merchant_advice_code", "approved", "route", "card_present", "is_mit", "issuer_country",
+    "credential_changed", "three_ds", "payment_id",
+)  # fmt: skip
+
+
 class Ledger:
-    """Sent attempts per (card key, merchant), oldest first."""
+    """Sent attempts per (card key, merchant), oldest first.
+
+    Filing is cheap (a tuple per attempt); guardrail ``Attempt`` objects are built only for the
+    card+merchant histories a reattempt actually asks about, and cached.
+    """
 
     def __init__(self, rules: Rules) -> None:
         self.rules = memoised(rules)
-        self._by_key: dict[tuple[str, str], list[Attempt]] = {}
+        self._rows: dict[int, list[tuple[object, ...]]] = {}
+        self._built: dict[int, list[Attempt]] = {}
 
-    def check(self, card: str, merchant: str, request: Request) -> Verdict:
-        past = self._by_key.get((card, merchant), [])
-        history = History(card, merchant, tuple(past))
+    def file(self, key: int, row: tuple[object, ...]) -> None:
+        """File an attempt: ``row`` holds Attempt's fields in declaration order."""
+        self._rows.setdefault(key, []).append(row)
+
+    def history(self, key: int, card: str, merchant: str) -> History:
+        rows = self._rows.get(key, [])
+        built = self._built.setdefault(key, [])
+        for row in rows[len(built) :]:
+            built.append(Attempt(**dict(zip(ATTEMPT_FIELDS, row, strict=True))))  # type: ignore[arg-type]
+        return History(card, merchant, tuple(built))
+
+    def check(self, key: int, card: str, merchant: str, request: Request) -> Verdict:
+        history = self.history(key, card, merchant)
         action = Action(
             kind=request.kind,
             at=request.at,
@@ -82,6 +105,3 @@ class Ledger:
             is_mit=request.is_mit,
         )
         return check(action, history, self.rules, request.at)
-
-    def record(self, attempt: Attempt) -> None:
-        self._by_key.setdefault((attempt.card_key, attempt.merchant_id), []).append(attempt)

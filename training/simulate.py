@@ -89,6 +89,7 @@ class _Sim:
         self.recent_ts = np.zeros(0, dtype=np.int64)
         self.dropped: set[int] = set()
         self.dropped_compliant = 0
+        self.drop_reasons: dict[tuple[str, str, str], int] = {}
         self.checks = 0
         self.cancelled: set[tuple[str, int]] = set()
         r = world.routes
@@ -102,6 +103,12 @@ class _Sim:
             dtype=np.bool_,
         )
         self.card_keys = [card_key(par, h) for par, h in zip(cards.par, cards.pan_hash, strict=True)]
+        # Counters key on the PAR (H10): a reissued card after a loss shares its old budget.
+        accounts: dict[str, int] = {}
+        self.account = np.array(
+            [accounts.setdefault(k, len(accounts)) for k in self.card_keys], dtype=np.int64
+        )
+        self.seen_sca = np.zeros(payments.size, dtype=np.bool_)
         self.merchant_ids = m.ids()
         self.cur_codes = np.array(countries.CURRENCIES)
         self.route_ids = list(r.ids)
@@ -154,7 +161,7 @@ class _Sim:
         return fam
 
     # -- the loop -------------------------------------------------------------------------
-    def run(self) -> Simulation:
+    def run(self) -> Simulation:  # noqa: D401
         p = self.p
         chunk = self.w.preset.chunk_s
         end = self.w.horizon.end_s
@@ -364,9 +371,14 @@ class _Sim:
         }
         handled = np.zeros(n, dtype=np.bool_)
         legacy = (policy == 2) & ~cit
+        # Once a payment met an SCA soft decline, only a 3DS step-up may follow it (H7).
+        self.seen_sca[pay[fam == Family.SCA.value]] = True
+        after_sca = self.seen_sca[pay]
+        never = mac_act == "never"
 
         # 1. Cascade on technical declines to the incumbent's next route (prob 0.8, logged).
         tech = (fam == Family.TECHNICAL.value) & (kind != pol.K_CASCADE) & ~testing & ~india
+        tech &= ~after_sca
         if tech.any():
             el = self.eligible(card, merchant, ts)
             local, bps = self.cost_bps(card, p.amount_minor[pay], p.currency[pay])
@@ -386,12 +398,14 @@ class _Sim:
         out.append(s)
         # 3. Other CIT declines: some customers try again, the same card or another one.
         other_cit = cit & ~handled & ~testing & (kind != pol.K_NEW_CARD) & (att < 4)
+        same_ok = ~india & ~after_sca & ~never
         data = np.isin(fam, [Family.DATA.value])
         retry_same = other_cit & ~data & np.isin(
             fam, [Family.GENERIC.value, Family.INSUFFICIENT_FUNDS.value, Family.SUSPECTED_FRAUD.value,
                   Family.TECHNICAL.value]
-        ) & (u[0] < 0.14)
-        reenter = other_cit & data & (u[0] < 0.3) & np.isin(code, [CODES.index("N7"), CODES.index("14")])
+        ) & (u[0] < 0.14) & same_ok
+        reenter = other_cit & data & (u[0] < 0.3) & same_ok
+        reenter &= np.isin(code, [CODES.index("N7"), CODES.index("14")])
         new_card = other_cit & ~retry_same & ~reenter & (u[3] < 0.08)
         c = self._pending(base, retry_same | reenter, ts + 30 + (u[1] * 270).astype(np.int64),
                           pol.K_CUSTOMER, pol.P_CUSTOMER, prop=1.0)
@@ -420,25 +434,17 @@ class _Sim:
         stop_codes = np.isin(code, [CODES.index(x) for x in ("R0", "R1")]) | (mac_act == "never")
         for i in np.flatnonzero(comp & stop_codes):
             self.cancelled.add((self.card_keys[card[i]], int(merchant[i])))
-        comp &= ~stop_codes & (fam != Family.SCA.value)
-        # Hard or data declines: only once the updater gives changed credentials.
-        needs_change = comp & (
-            np.isin(fam, [Family.HARD.value, Family.DATA.value]) | (mac_act == "update")
-        )
-        repl = cards.replacement[card]
-        same_account = (repl >= 0) & (cards.status[card] != 1)
-        when = np.where(
-            fam == Family.DATA.value,
-            cards.renewal_visible_s[card],
-            np.where(same_account, cards.replacement_visible_s[card], -1),
-        )
+        comp &= ~stop_codes & ~after_sca
+        # Hard declines: never on this credential (H1); the next charge uses whatever credential
+        # the updater has by then. Data declines (expiry, MAC 01/04): once the updater refreshed.
+        comp &= fam != Family.HARD.value
+        needs_change = comp & ((fam == Family.DATA.value) | (mac_act == "update"))
+        when = np.where(needs_change, cards.renewal_visible_s[card], -1)
         when = np.where(when >= 2**61, -1, when)
         ok_change = needs_change & (when >= 0) & (when + 600 - first_ts <= pol.WINDOW_S) & (att <= 7)
         ch = self._pending(base, ok_change, np.maximum(when, ts) + 600, pol.K_RETRY,
                            np.where(policy == 0, pol.P_FIXED, pol.P_RANDOM)[ok_change], prop=1.0)
         ch["changed"][:] = True
-        newc = np.where(fam == Family.DATA.value, card, np.maximum(repl, 0))[ok_change]
-        ch["card"] = newc.astype(np.int64)
         out.append(ch)
         soft = comp & ~needs_change & (att <= pol.RANDOM_MAX)
         since_first = ts - first_ts
@@ -524,69 +530,96 @@ class _Sim:
         allowed = np.ones(n, dtype=np.bool_)
         rule = np.full(n, "", dtype=object)
         p, cards = self.p, self.w.cards
+        pay_a = rows["payment"].astype(np.int64)
+        card_a = rows["card"].astype(np.int64)
+        merchant_a = p.merchant[pay_a]
+        cols = {
+            "parent": rows["parent"].astype(np.int64).tolist(),
+            "gid": rows["gid"].astype(np.int64).tolist(),
+            "pay": pay_a.tolist(),
+            "card": card_a.tolist(),
+            "merchant": merchant_a.tolist(),
+            "key": (self.account[card_a] * self.w.merchants.size + merchant_a).tolist(),
+            "ts": rows["ts_s"].astype(np.int64).tolist(),
+            "kind": rows["kind"].astype(np.int64).tolist(),
+            "policy": rows["policy"].astype(np.int64).tolist(),
+            "currency": self.cur_codes[p.currency[pay_a]].tolist(),
+            "amount": p.amount_minor[pay_a].tolist(),
+            "route": [self.route_ids[x] for x in rows["route"].astype(np.int64).tolist()],
+            "changed": rows["changed"].astype(np.bool_).tolist(),
+            "session": rows["in_session"].astype(np.bool_).tolist(),
+            "mit": (~p.cit[pay_a]).tolist(),
+            "code": [CODES[x] for x in rows["code"].astype(np.int64).tolist()],
+            "mac": [MACS[x] or None for x in rows["mac"].astype(np.int64).tolist()],
+            "approved": rows["approved"].astype(np.bool_).tolist(),
+            "network": [BRANDS[x] for x in cards.brand[card_a].tolist()],
+            "country": self.country_codes[cards.country[card_a]].tolist(),
+            "three_ds": rows["three_ds"].astype(np.bool_).tolist(),
+        }
+        start = self.start
         for i in range(n):
-            parent = int(rows["parent"][i])
-            if parent in self.dropped:
+            if cols["parent"][i] in self.dropped:
                 keep[i] = False
-                self.dropped.add(int(rows["gid"][i]))
+                self.dropped.add(cols["gid"][i])
                 continue
-            pay = int(rows["payment"][i])
-            card = int(rows["card"][i])
-            merchant = int(p.merchant[pay])
-            at = self.start + dt.timedelta(seconds=int(rows["ts_s"][i]))
-            kind = int(rows["kind"][i])
+            pay = cols["pay"][i]
+            card = cols["card"][i]
+            at = start + dt.timedelta(seconds=cols["ts"][i])
+            kind = cols["kind"][i]
+            key = cols["key"][i]
             ckey = self.card_keys[card]
-            mid = self.merchant_ids[merchant]
-            currency = str(self.cur_codes[p.currency[pay]])
-            amount = int(p.amount_minor[pay])
-            route_id = self.route_ids[int(rows["route"][i])]
+            mid = self.merchant_ids[cols["merchant"][i]]
             if kind in _KIND_ACTION:
                 self.checks += 1
                 verdict = self.ledger.check(
+                    key,
                     ckey,
                     mid,
                     Request(
                         kind=_KIND_ACTION[kind],
                         at=at,
-                        route=route_id,
-                        amount_minor=amount,
-                        currency=currency,
-                        credential_changed=bool(rows["changed"][i]),
-                        customer_in_session=bool(rows["in_session"][i]),
-                        is_mit=not bool(p.cit[pay]),
+                        route=cols["route"][i],
+                        amount_minor=cols["amount"][i],
+                        currency=cols["currency"][i],
+                        credential_changed=cols["changed"][i],
+                        customer_in_session=cols["session"][i],
+                        is_mit=cols["mit"][i],
                     ),
                 )
                 if not verdict.allowed:
-                    if int(rows["policy"][i]) != pol.P_LEGACY:
+                    if cols["policy"][i] != pol.P_LEGACY:
                         keep[i] = False
-                        self.dropped.add(int(rows["gid"][i]))
+                        self.dropped.add(cols["gid"][i])
                         self.dropped_compliant += 1
+                        reason = (pol.POLICIES[cols["policy"][i]], pol.KINDS[kind], verdict.rule or "")
+                        self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + 1
                         continue
                     allowed[i] = False
                     rule[i] = verdict.rule or ""
-            code = CODES[int(rows["code"][i])]
-            mac = MACS[int(rows["mac"][i])]
-            self.ledger.record(
-                Attempt(
-                    at=at,
-                    card_key=ckey,
-                    merchant_id=mid,
-                    amount_minor=amount,
-                    currency=currency,
-                    network=BRANDS[int(cards.brand[card])],
-                    response_code=code,
-                    merchant_advice_code=mac or None,
-                    approved=bool(rows["approved"][i]),
-                    route=route_id,
-                    is_mit=not bool(p.cit[pay]),
-                    issuer_country=str(self.country_codes[cards.country[card]]),
-                    credential_changed=bool(rows["changed"][i]),
-                    three_ds=bool(rows["three_ds"][i]),
-                    payment_id=f"PAY{pay:08d}",
-                )
+            self.ledger.file(
+                key,
+                (
+                    at,
+                    ckey,
+                    mid,
+                    cols["amount"][i],
+                    cols["currency"][i],
+                    cols["network"][i],
+                    cols["code"][i],
+                    cols["mac"][i],
+                    cols["approved"][i],
+                    cols["route"][i],
+                    False,
+                    cols["mit"][i],
+                    cols["country"][i],
+                    cols["changed"][i],
+                    cols["three_ds"][i],
+                    f"PAY{pay:08d}",
+                ),
             )
         if self.dropped and self.pending["ts_s"].size:
-            alive = ~np.isin(self.pending["parent"].astype(np.int64), np.fromiter(self.dropped, np.int64))
+            gone = np.fromiter(self.dropped, np.int64)
+            alive = ~np.isin(self.pending["parent"].astype(np.int64), gone)
             self.pending = _take(self.pending, alive)
         kept = {k: v[keep] for k, v in rows.items()}
         kept["guardrail_allowed"] = allowed[keep]
