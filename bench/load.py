@@ -1,0 +1,208 @@
+"""How fast `forestgate load` can drive: its rate and CPU per call against a do-nothing server.
+
+The server is bench/baseline.py's constant server (raw bytes in, a pre-built response out),
+pinned to core 0; `forestgate load` runs on core 1 (one process, then --procs 2 on the same
+core, then --procs 2 free to use both cores). With the server's core the limit, the tool's
+own ceiling is its CPU per call: rps / (its CPU share) is the rate one process would reach
+with a core to itself. An open-loop run at a fixed rate shows the send lag at that rate.
+Writes bench/results/load.md. Run: .venv/bin/python bench/load.py [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+FORESTGATE = str(Path(sys.executable).with_name("forestgate"))
+TICKS = os.sysconf("SC_CLK_TCK")
+ROW = [0.5] * 16
+DATA = json.dumps({
+    "model_name": "demo-xgb",
+    "inputs": [{"name": "input__0", "datatype": "FP32", "shape": [1, 16],
+                "contents": {"fp32_contents": ROW}}],
+})  # fmt: skip
+CALL = "inference.GRPCInferenceService/ModelInfer"
+PROTO = str(ROOT / "protos" / "inference" / "grpc_service.proto")
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def pinned(cores: str, command: list[str]) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", cores, *command]
+    return command
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        pinned("0", [sys.executable, str(HERE / "baseline.py"), "constant"]),
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stderr is not None
+    line = server.stderr.readline()
+    match = re.search(r"listening on ([\d.]+:\d+)", line)
+    if not match:
+        server.kill()
+        raise SystemExit(f"constant server did not start: {line!r}")
+    threading.Thread(target=server.stderr.read, daemon=True).start()
+    return server, match.group(1)
+
+
+def run_load(target: str, server_pid: int, cores: str, *flags: str) -> dict[str, Any]:
+    command = pinned(cores, [
+        FORESTGATE, "load", "--insecure", "--proto", PROTO, "--call", CALL, "-d", DATA,
+        "-O", "json", *flags, target,
+    ])  # fmt: skip
+    server_before = cpu_s(server_pid)
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    out, _ = process.communicate(timeout=600)
+    wall = time.monotonic() - started
+    if process.returncode != 0:
+        raise SystemExit(f"forestgate load failed ({process.returncode}): {' '.join(flags)}")
+    report = json.loads(out)
+    return {"report": report, "wall_s": wall, "server_cpu_s": cpu_s(server_pid) - server_before}
+
+
+def children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def measure(target: str, server_pid: int, cores: str, *flags: str) -> dict[str, Any]:
+    before = children_cpu()
+    result = run_load(target, server_pid, cores, *flags)
+    load_cpu = children_cpu() - before
+    report = result["report"]
+    total_s = report["total"] / 1e9
+    per_call_us = load_cpu / max(report["count"], 1) * 1e6
+    percentiles = {d["percentage"]: d["latency"] for d in report["latencyDistribution"] or []}
+    return {
+        "flags": " ".join(flags),
+        "cores": cores,
+        "count": report["count"],
+        "rps": report["rps"],
+        "p50_us": percentiles.get(50, 0) / 1e3,
+        "p99_us": percentiles.get(99, 0) / 1e3,
+        "statuses": report["statusCodeDistribution"],
+        # The whole process (start-up, schema, report) over the measured window: an upper bound.
+        "load_cpu_share": load_cpu / total_s,
+        "load_cpu_us_per_call": per_call_us,
+        "server_cpu_share": result["server_cpu_s"] / total_s,
+        "implied_one_core_rps": 1e6 / per_call_us if per_call_us else 0.0,
+        "forestgate": report["forestgate"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    z = f"{args.seconds:g}s"
+    server, target = start_server()
+    try:
+        measure(target, server.pid, "1", "-z", "1s", "-c", "32")  # warm-up
+        rows = [
+            measure(target, server.pid, "1", "-z", z, "-c", "32", "--connections", "4"),
+            measure(target, server.pid, "1", "-z", z, "-c", "128", "--connections", "4"),
+            measure(target, server.pid, "1", "-z", z, "-c", "128", "--connections", "4",
+                    "--procs", "2"),
+            measure(target, server.pid, "0,1", "-z", z, "-c", "128", "--connections", "4",
+                    "--procs", "2"),
+        ]  # fmt: skip
+        peak = max(r["rps"] for r in rows)
+        rate = int(peak * 0.6 // 100 * 100)
+        rows.append(
+            measure(target, server.pid, "1", "-z", z, "-c", "128", "--connections", "4",
+                    "--rps", str(rate))
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(10)
+    write(rows, args.seconds)
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model or platform.processor()}, {os.cpu_count()} logical CPUs, {platform.platform()}"
+
+
+def write(rows: list[dict[str, Any]], seconds: float) -> None:
+    import grpc
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    ).stdout.strip()
+    lines = [
+        "# `forestgate load`: the rate one process drives",
+        "",
+        f"- Machine: {machine()}",
+        f"- Commit: {commit or 'unknown'} (numbers from `bench/load.py --seconds {seconds:g}`)",
+        f"- Python {platform.python_version()}, grpcio {grpc.__version__}, uvloop event loop",
+        "- Server: `bench/baseline.py constant` (a pre-serialized response, no parsing) on core 0.",
+        "- Load: `forestgate load --insecure --proto protos/inference/grpc_service.proto "
+        "--call inference.GRPCInferenceService/ModelInfer -d <1-row ModelInfer, typed fp32> "
+        f"-z {seconds:g}s` on the cores shown; closed loop unless --rps.",
+        "- load CPU share counts the whole command (start-up, schema, report) against the "
+        "run's `total`, so CPU per call is an upper bound; implied one-core rps = 1 / CPU per "
+        "call.",
+        "",
+        "| flags | load cores | rps | p50 (us) | p99 (us) | load CPU share | server CPU share "
+        "| load CPU per call (us) | implied one-core rps |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r['flags']}` | {r['cores']} | {r['rps']:,.0f} | {r['p50_us']:,.0f} | "
+            f"{r['p99_us']:,.0f} | {r['load_cpu_share']:.0%} | {r['server_cpu_share']:.0%} | "
+            f"{r['load_cpu_us_per_call']:.0f} | {r['implied_one_core_rps']:,.0f} |"
+        )
+    open_loop = rows[-1]["forestgate"]
+    lag = open_loop.get("sendLag", {})
+    lines += [
+        "",
+        f"Open loop at {open_loop.get('intendedRps', 0):,.0f} rps: actual "
+        f"{open_loop.get('actualRps', 0):,.0f} rps, send lag p50 {lag.get('p50', 0) / 1e3:.0f} us, "
+        f"p99 {lag.get('p99', 0) / 1e3:.0f} us, max {lag.get('max', 0) / 1e3:.0f} us.",
+        "",
+        "Raw rows:",
+        "",
+        "```json",
+        json.dumps(rows, indent=1, default=str),
+        "```",
+        "",
+    ]
+    out = HERE / "results" / "load.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(lines), encoding="utf-8")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
