@@ -115,6 +115,43 @@ def test_step_schedule_runs_from_flags(load_server):
     assert report["forestgate"]["intendedRps"] > 200
 
 
+def test_binary_data_one_message_or_length_delimited(load_server, tmp_path):
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    from forestgate.protos.inference import grpc_service_pb2 as pb
+
+    messages = []
+    for model in ("demo-xgb", "absent"):
+        message = pb.ModelInferRequest(model_name=model)
+        tensor = message.inputs.add(name="input__0", datatype="FP32", shape=[1, 16])
+        tensor.contents.fp32_contents.extend([0.5] * 16)
+        messages.append(message.SerializeToString())
+    single = tmp_path / "one.bin"
+    single.write_bytes(messages[0])
+    base = ["--insecure", "--call", CALL, "-O", "json", "-c", "1"]
+    done = load(*base, "-B", str(single), "-n", "4", load_server.address)
+    assert json.loads(done.stdout)["statusCodeDistribution"] == {"OK": 4}, done.stderr
+    delimited = b"".join(_VarintBytes(len(m)) + m for m in messages)
+    done_bytes = subprocess.run(
+        [FORESTGATE, "load", *base, "-b", "-n", "6", load_server.address],
+        input=delimited, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    report = json.loads(done_bytes.stdout)
+    assert report["statusCodeDistribution"] == {"OK": 3, "NotFound": 3}
+    assert report["options"]["binary"] is True
+
+
+def test_concurrency_step_schedule_and_templated_metadata(load_server):
+    metadata = json.dumps({"x-request-id": "{{.RequestNumber}}", "x-worker": "{{.WorkerID}}"})
+    report = load_json(load_server.address, "--concurrency-schedule", "step",
+                       "--concurrency-start", "1", "--concurrency-step", "1",
+                       "--concurrency-end", "3", "--concurrency-step-duration", "50ms",
+                       "-c", "3", "-n", "150", "-m", metadata)  # fmt: skip
+    assert report["count"] == 150 and report["statusCodeDistribution"] == {"OK": 150}
+    assert report["options"]["concurrency-schedule"] == "step"
+    assert report["options"]["metadata"]["x-request-id"] == "{{.RequestNumber}}"
+
+
 def test_procs_merge_every_call_into_one_report(load_server):
     report = load_json(load_server.address, "-n", "200", "-c", "8", "--procs", "2")
     ghz_format.parse(report, extra_keys=EXTRA)
