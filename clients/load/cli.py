@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from forestgate.clients.load import LoadError
+from forestgate.clients.load import LoadError, flags
 from forestgate.clients.load import options as options_module
 from forestgate.clients.load.options import LoadOptions
 
@@ -39,7 +39,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    options_module.add_arguments(load)
+    flags.add_arguments(load)
     load.set_defaults(run=run_load)
 
     def one_line_error(message: str) -> NoReturn:

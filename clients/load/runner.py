@@ -5,7 +5,7 @@ latency runs from send to answer. Open loop (--rps or a step/line load schedule)
 at the schedule's time whatever the answers do; a free worker sends it (or, with --async, a new
 task does), and latency runs from the *due* time, so a server that stalls shows the wait of
 every call queued behind it instead of hiding it (no coordinated omission). Due times wake the
-loop through a timerfd, since event-loop timers tick in whole milliseconds.
+loop through a timerfd (alarm.py), since event-loop timers tick in whole milliseconds.
 
 Requests are pre-serialized (identity serializers; responses are not parsed), and a shard of
 several processes takes every procs-th request number so numbering and round-robin stay global.
@@ -14,8 +14,6 @@ several processes takes every procs-th request number so numbering and round-rob
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -24,15 +22,14 @@ from typing import Any
 
 import grpc
 
+from forestgate.clients.load.alarm import Alarm, clock
 from forestgate.clients.load.channels import connect, open_channel
 from forestgate.clients.load.data import CallInputs
 from forestgate.clients.load.options import LoadOptions
 from forestgate.clients.load.results import CLOSING, Recorder, RunResult, go_error, status_number
 from forestgate.clients.load.schedule import RateSchedule, WorkerSchedule
 
-clock = time.monotonic_ns  # CLOCK_MONOTONIC: the timerfd's clock, shared by all processes
 Ticket = tuple[int, int]  # (request number, due time in ns)
-CLOCK_MONOTONIC, TFD_TIMER_ABSTIME, TFD_NONBLOCK, TFD_CLOEXEC = 1, 1, 0o4000, 0o2000000
 
 
 @dataclass(frozen=True)
@@ -55,54 +52,6 @@ class Slot:
         self.call: Any = None
         self.stopped = False
         self.waiter: asyncio.Future[Ticket | None] | None = None
-
-
-class Alarm:
-    """Calls back at an absolute CLOCK_MONOTONIC time: a timerfd (us precision) where Linux has
-    one, else the event loop's timer (ms)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Any) -> None:
-        self.loop, self.callback = loop, callback
-        self.fd = -1
-        self._handle: asyncio.TimerHandle | None = None
-        try:
-            self._libc = ctypes.CDLL(None, use_errno=True)
-            self.fd = self._libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
-        except (OSError, AttributeError):
-            self.fd = -1
-        if self.fd >= 0:
-            loop.add_reader(self.fd, self._fired)
-
-    def set(self, at_ns: int) -> None:
-        if self.fd >= 0:
-            at_ns = max(at_ns, 1)
-            spec = (ctypes.c_long * 4)(0, 0, at_ns // 1_000_000_000, at_ns % 1_000_000_000)
-            self._libc.timerfd_settime(self.fd, TFD_TIMER_ABSTIME, spec, None)
-        else:
-            self.cancel()
-            self._handle = self.loop.call_later(max(0.0, (at_ns - clock()) / 1e9), self.callback)
-
-    def _fired(self) -> None:
-        try:
-            os.read(self.fd, 8)
-        except BlockingIOError:
-            return
-        self.callback()
-
-    def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if self.fd >= 0:
-            spec = (ctypes.c_long * 4)(0, 0, 0, 0)
-            self._libc.timerfd_settime(self.fd, 0, spec, None)
-
-    def close(self) -> None:
-        self.cancel()
-        if self.fd >= 0:
-            self.loop.remove_reader(self.fd)
-            os.close(self.fd)
-            self.fd = -1
 
 
 class Runner:

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from forestgate.clients.load import LoadError
+from forestgate.clients.load import LoadError, flags
 from forestgate.clients.load import options as options_module
 from forestgate.clients.load.gojson import go_float, report_json
 from forestgate.clients.load.options import LoadOptions
@@ -270,7 +270,7 @@ def test_merged_calls_are_in_completion_order():
 
 def parse(argv: list[str], stdin: str = "") -> LoadOptions:
     parser = argparse.ArgumentParser()
-    options_module.add_arguments(parser)
+    flags.add_arguments(parser)
     return options_module.from_arguments(parser.parse_args(argv), stdin=io.StringIO(stdin))
 
 
