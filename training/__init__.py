@@ -1,1 +1,2 @@
-"""Training side of ForestGate: synthetic transactions, SQL features, model training, calibration and evaluation."""
+"""Training side of ForestGate: synthetic transactions, SQL features, model training,
+calibration and evaluation."""

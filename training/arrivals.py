@@ -112,7 +112,12 @@ def _times(rng: np.random.Generator, world: World, merchant: I64, day: I64) -> I
     offset = countries.column("utc_offset_h")[world.merchants.country[merchant]]
     local = day * DAY_S + hour * HOUR_S + rng.integers(0, HOUR_S, merchant.size)
     ts = local - np.round(offset * HOUR_S).astype(np.int64)
-    return np.clip(ts, 0, world.horizon.end_s - 1)
+    return _wrap(ts, world.horizon.end_s)
+
+
+def _wrap(ts: I64, end_s: int) -> I64:
+    # Local days at the edges fall a few hours outside the UTC horizon: shift them by a day.
+    return np.where(ts < 0, ts + DAY_S, np.where(ts >= end_s, ts - DAY_S, ts)).astype(np.int64)
 
 
 def _pick_cards(rng: np.random.Generator, world: World, merchant_country: I64, xb: float) -> I64:
@@ -177,7 +182,9 @@ def _customer_payments(
 ) -> dict[str, npt.NDArray[np.generic]]:
     m = world.merchants
     merchant = _merchants(rng, world, m.weight * (1 - m.mit_share), count)
-    day = rng.choice(world.horizon.days, size=count, p=_day_weights(world, scenarios, customer=True))
+    day = rng.choice(
+        world.horizon.days, size=count, p=_day_weights(world, scenarios, customer=True)
+    )
     ts = _times(rng, world, merchant, day)
     card = _pick_cards(rng, world, m.country[merchant], _XB_SHARE)
     amount = _amounts(rng, world, merchant, card, 0.6)
@@ -220,7 +227,7 @@ def _subscription_charges(
     sub_idx, day_idx = sub_idx[keep], day_idx[keep]
     offset = countries.column("utc_offset_h")[m.country[merchant[sub_idx]]]
     ts = day_idx * DAY_S + hour[sub_idx] * HOUR_S + rng.integers(0, HOUR_S, sub_idx.size)
-    ts = np.clip(ts - np.round(offset * HOUR_S).astype(np.int64), 0, world.horizon.end_s - 1)
+    ts = _wrap(ts - np.round(offset * HOUR_S).astype(np.int64), world.horizon.end_s)
     out = _base(merchant[sub_idx], card[sub_idx], ts, RECURRING, price[sub_idx])
     out["cof_type"] = np.ones(sub_idx.size, dtype=np.int64)
     out["subscription_cancelled"] = ts >= cancelled_s[sub_idx]
@@ -228,7 +235,7 @@ def _subscription_charges(
     signup = np.flatnonzero(new)
     s_off = countries.column("utc_offset_h")[m.country[merchant[signup]]]
     s_ts = signup_day[signup] * DAY_S + rng.integers(8 * HOUR_S, 23 * HOUR_S, signup.size)
-    s_ts = np.clip(s_ts - np.round(s_off * HOUR_S).astype(np.int64), 0, world.horizon.end_s - 1)
+    s_ts = _wrap(s_ts - np.round(s_off * HOUR_S).astype(np.int64), world.horizon.end_s)
     first = _base(merchant[signup], card[signup], s_ts, ECOM, price[signup])
     first["cof_type"] = np.ones(signup.size, dtype=np.int64)
     first["is_initial_cof"] = np.ones(signup.size, dtype=np.bool_)
@@ -248,7 +255,9 @@ def _unscheduled(
     return out
 
 
-def _moto(rng: np.random.Generator, world: World, *, count: int) -> dict[str, npt.NDArray[np.generic]]:
+def _moto(
+    rng: np.random.Generator, world: World, *, count: int
+) -> dict[str, npt.NDArray[np.generic]]:
     m = world.merchants
     travel = np.array([MCCS[i].group == "travel" for i in m.mcc.tolist()])
     merchant = _merchants(rng, world, m.weight * np.where(travel, 5.0, 0.3), count)
@@ -306,8 +315,10 @@ def _finish(
     use_repl = np.where(stored & ~cit | (stored & cit & (cof_type == 3)), switch_cof, switch_cit)
     use_repl &= ~testing
     card = np.where(use_repl, repl_safe, holder)
-    stale = stored & (ts >= world.horizon.expiry_end_s(cards.expiry_month[card])) & (
-        ts < cards.renewal_visible_s[card]
+    stale = (
+        stored
+        & (ts >= world.horizon.expiry_end_s(cards.expiry_month[card]))
+        & (ts < cards.renewal_visible_s[card])
     )
 
     m_country = m.country[merchant]
@@ -343,26 +354,35 @@ def _finish(
     psd2 = np.isin(c_country, [countries.INDEX[c] for c in countries.PSD2]) & np.isin(
         m_country, [countries.INDEX[c] for c in countries.PSD2]
     )
-    base = countries.column("fraud_bp")[c_country] / 10_000 * 2.6
+    base = countries.column("fraud_bp")[c_country] / 10_000 * 0.9
     mult = m.flag("fraud_mult").astype(np.float64)[merchant] * m.fraud_level[merchant]
-    mult = mult * np.where(region_mismatch & ~psd2, 4.0, 1.0)
+    mult = mult * np.where(region_mismatch & ~psd2, 10.0, 1.0)
     mult = mult * np.where(token_intent, 0.7, 1.0) * np.where(cit, 1.0, 0.15)
     is_fraud = testing | (rng.random(n) < np.minimum(base * mult, 0.5))
 
     # 3DS and SCA exemptions (§8.4, §5): EEA/UK both legs -> 3DS unless an exemption is asked
     # for (low value below EUR 30, TRA up to EUR 100) or the merchant's set-up skips it.
     eur = amount_usd / 1.08
-    in_scope = psd2 & cit & (channel != MOTO) & ~testing
+    # The PSP routes EEA/UK cards locally by default, which puts both legs in the EEA: it
+    # authenticates every such CIT unless it asks for an exemption.
+    card_psd2 = np.isin(c_country, [countries.INDEX[c] for c in countries.PSD2])
+    in_scope = card_psd2 & cit & (channel != MOTO) & ~testing
     low_value = in_scope & (eur < 30) & (rng.random(n) < m.exemption_rate[merchant])
     tra = in_scope & ~low_value & (eur <= 100) & (rng.random(n) < 0.5 * m.exemption_rate[merchant])
     misconfig = in_scope & ~low_value & ~tra & (rng.random(n) < m.sca_misconfigured[merchant])
     run_3ds = in_scope & ~low_value & ~tra & ~misconfig
-    jp_in = cit & (channel != MOTO) & np.isin(
-        c_country, [countries.INDEX["JP"], countries.INDEX["IN"]]
-    ) & (c_country == m_country)
+    jp_in = (
+        cit
+        & (channel != MOTO)
+        & np.isin(c_country, [countries.INDEX["JP"], countries.INDEX["IN"]])
+        & (c_country == m_country)
+    )
     us_merchant = m_country == countries.INDEX["US"]
-    us_3ds = cit & us_merchant & ~testing & (
-        rng.random(n) < m.us_3ds_share[merchant] * np.where(is_fraud, 6.0, 1.0)
+    us_3ds = (
+        cit
+        & us_merchant
+        & ~testing
+        & (rng.random(n) < m.us_3ds_share[merchant] * np.where(is_fraud, 6.0, 1.0))
     )
     run_3ds |= jp_in | us_3ds
     run_3ds &= ~(stored & ~cit)
@@ -376,8 +396,8 @@ def _finish(
     travel = cit & (rng.random(n) < np.where(is_fraud, 0.6, 0.05))
     ip = np.where(travel, rng.integers(0, len(countries.CODES), n), ip)
 
-    keyed_typo = keyed & ~testing & (rng.random(n) < 0.003)
-    cvv_mismatch = cvv_present & (rng.random(n) < np.where(is_fraud, 0.25, 0.01))
+    keyed_typo = keyed & ~testing & (rng.random(n) < 0.004)
+    cvv_mismatch = cvv_present & (rng.random(n) < np.where(is_fraud, 0.25, 0.02))
 
     scenario = np.full(n, -1, dtype=np.int64)
     scenario[testing] = scenarios.index("card_testing")

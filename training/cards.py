@@ -95,7 +95,7 @@ def sample_cards(
 
     funding = bins.funding[bin_idx]
     start_month = horizon.start.year * 12 + horizon.start.month - 1
-    expiry = start_month + rng.integers(1, 49, count)
+    expiry = start_month + rng.integers(1, 37, count)
     token = rng.random(count) < 0.55
 
     months = horizon.days / 30.0
@@ -116,7 +116,9 @@ def sample_cards(
     replacement = np.full(count + n_new, -1, dtype=np.int64)
     replacement[old] = idx_new
     replaces = np.concatenate([np.full(count, -1, dtype=np.int64), old])
-    issued_s = np.concatenate([np.full(count, -(2**40), dtype=np.int64), status_s[old] + _REISSUE_S])
+    issued_s = np.concatenate(
+        [np.full(count, -(2**40), dtype=np.int64), status_s[old] + _REISSUE_S]
+    )
     # Account updaters see a reissue within a week with probability 0.6, or 0.8 when tokenised.
     p_seen = np.where(token, 0.8, 0.6)
     seen = rng.random(count) < p_seen
@@ -143,46 +145,56 @@ def sample_cards(
     activity = rng.lognormal(0.0, 1.0, count)
     cycles, cycle_key = _pay_cycles(rng, country)
     income = typical * rng.lognormal(np.log(25.0), 0.5, count)
-    p_stressed = np.array([0.10, 0.24, 0.40])[funding]
+    stressed_income = typical * rng.lognormal(np.log(4.0), 0.9, count)
+    p_stressed = np.array([0.05, 0.11, 0.20])[funding]
     stressed = rng.random(count) < p_stressed
     cycle_days = cycles
+    income = np.where(stressed, stressed_income, income)
     buffer = np.where(
         stressed,
         typical * rng.lognormal(np.log(0.25), 0.8, count),
         typical * rng.lognormal(np.log(30.0), 0.7, count),
     )
     drain = np.where(
-        stressed, cycle_days * rng.uniform(0.45, 0.95, count), cycle_days * rng.uniform(1.3, 3.0, count)
+        stressed,
+        cycle_days * rng.uniform(0.45, 0.95, count),
+        cycle_days * rng.uniform(1.3, 3.0, count),
     )
     total = count + n_new
     accounts = np.concatenate([np.arange(count), np.where(status[old] == 1, idx_new, old)])
-    return Cards(
-        bin=all_bin.astype(np.int64),
-        issuer=all_issuer.astype(np.int64),
-        country=all_country.astype(np.int64),
-        brand=bins.brand[all_bin],
-        funding=bins.funding[all_bin],
-        pan_hash=_pan_hashes(rng, [bins.bin8[b] for b in all_bin.tolist()], pan_key),
-        par=_pars(accounts.astype(np.int64), bins.brand[all_bin], pan_key),
-        expiry_month=new_expiry.astype(np.int64),
-        renewed_expiry_month=new_expiry.astype(np.int64) + 36,
-        renewal_visible_s=np.concatenate([renewal_visible, np.full(n_new, NEVER)]).astype(np.int64),
-        token=all_token.astype(np.bool_),
-        typical_usd=grow(typical).astype(np.float64),
-        activity=np.concatenate([activity, np.zeros(n_new)]),
-        cycle_key=grow(cycle_key).astype(np.int64),
-        income_usd=grow(income).astype(np.float64),
-        buffer_usd=grow(buffer).astype(np.float64),
-        drain_days=grow(drain).astype(np.float64),
-        stressed=grow(stressed).astype(np.bool_),
-        status=np.concatenate([status, np.zeros(n_new, dtype=np.int64)]),
-        status_s=np.concatenate([status_s, np.full(n_new, NEVER, dtype=np.int64)]),
-        replacement=replacement,
-        replacement_visible_s=np.concatenate([visible, np.full(n_new, NEVER)]).astype(np.int64),
-        replaces=replaces,
-        issued_s=issued_s,
-        originals=count,
-    ) if total else _empty()
+    return (
+        Cards(
+            bin=all_bin.astype(np.int64),
+            issuer=all_issuer.astype(np.int64),
+            country=all_country.astype(np.int64),
+            brand=bins.brand[all_bin],
+            funding=bins.funding[all_bin],
+            pan_hash=_pan_hashes(rng, [bins.bin8[b] for b in all_bin.tolist()], pan_key),
+            par=_pars(accounts.astype(np.int64), bins.brand[all_bin], pan_key),
+            expiry_month=new_expiry.astype(np.int64),
+            renewed_expiry_month=new_expiry.astype(np.int64) + 36,
+            renewal_visible_s=np.concatenate([renewal_visible, np.full(n_new, NEVER)]).astype(
+                np.int64
+            ),
+            token=all_token.astype(np.bool_),
+            typical_usd=grow(typical).astype(np.float64),
+            activity=np.concatenate([activity, np.zeros(n_new)]),
+            cycle_key=grow(cycle_key).astype(np.int64),
+            income_usd=grow(income).astype(np.float64),
+            buffer_usd=grow(buffer).astype(np.float64),
+            drain_days=grow(drain).astype(np.float64),
+            stressed=grow(stressed).astype(np.bool_),
+            status=np.concatenate([status, np.zeros(n_new, dtype=np.int64)]),
+            status_s=np.concatenate([status_s, np.full(n_new, NEVER, dtype=np.int64)]),
+            replacement=replacement,
+            replacement_visible_s=np.concatenate([visible, np.full(n_new, NEVER)]).astype(np.int64),
+            replaces=replaces,
+            issued_s=issued_s,
+            originals=count,
+        )
+        if total
+        else _empty()
+    )
 
 
 def _empty() -> Cards:  # pragma: no cover - presets always have cards
@@ -233,11 +245,8 @@ def luhn_valid(text: str) -> bool:
     digits = [int(c) for c in text]
     total = 0
     for i, d in enumerate(reversed(digits)):
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+        doubled = d * 2 if i % 2 == 1 else d
+        total += doubled - 9 if doubled > 9 else doubled
     return total % 10 == 0
 
 

@@ -131,9 +131,9 @@ def _paydays(cycle: str, phase: int, dates: tuple[dt.date, ...]) -> list[dt.date
     out: set[dt.date] = set()
     for d in dates:
         last = d.day == _days_in_month(d)
-        if cycle == "weekly_fri" and d.isoweekday() == 5:
-            out.add(d)
-        elif cycle == "biweekly_fri" and d.isoweekday() == 5 and (d.toordinal() // 7) % 2 == phase:
+        if (cycle == "weekly_fri" and d.isoweekday() == 5) or (
+            cycle == "biweekly_fri" and d.isoweekday() == 5 and (d.toordinal() // 7) % 2 == phase
+        ):
             out.add(d)
         elif (
             (cycle == "semimonthly_1_15" and d.day in (1, 15))

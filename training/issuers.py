@@ -95,7 +95,7 @@ def sample_issuers(rng: np.random.Generator, *, count: int, horizon_s: int) -> I
         token_support=rng.random(n) < 0.85,
         token_bonus=np.full(n, 0.25),
         sca_soft=rng.uniform(0.6, 0.95, n),
-        exemption_accept=rng.uniform(0.75, 0.97, n),
+        exemption_accept=rng.uniform(0.8, 0.97, n),
         us_3ds_penalty=np.where(us, rng.uniform(0.1, 0.6, n), 0.0),
         suspicion_half_life_s=rng.uniform(1.0, 3.0, n) * 86_400.0,
         # About one episode a month, 40 minutes on average (§8.2).

@@ -93,7 +93,9 @@ def sample_merchants(rng: np.random.Generator, *, count: int) -> Merchants:
     mw = np.array([m.weight for m in MCCS])
     mcc = rng.choice(len(MCCS), size=count, p=mw / mw.sum()).astype(np.int64)
     ticket = np.array([m.ticket_usd for m in MCCS])[mcc] * rng.lognormal(0.0, 0.35, count)
-    margin = np.clip(np.array([m.margin for m in MCCS])[mcc] + rng.normal(0, 0.03, count), 0.03, 0.95)
+    margin = np.clip(
+        np.array([m.margin for m in MCCS])[mcc] + rng.normal(0, 0.03, count), 0.03, 0.95
+    )
     mit_share = np.clip(
         np.array([m.mit_share for m in MCCS])[mcc] * rng.lognormal(0.0, 0.2, count), 0.0, 0.95
     )
@@ -120,7 +122,7 @@ def sample_merchants(rng: np.random.Generator, *, count: int) -> Merchants:
         pricing=pricing,
         mdr_bps=np.where(pricing == 0, 290, rng.integers(25, 61, count)).astype(np.int64),
         offers_local_currency=rng.random(count) < 0.2,
-        sca_misconfigured=np.where(psd2, rng.beta(1.0, 40.0, count), 0.0),
+        sca_misconfigured=np.where(psd2, rng.beta(1.0, 60.0, count), 0.0),
         exemption_rate=rng.uniform(0.3, 0.9, count),
         us_3ds_share=rng.uniform(0.0, 0.05, count),
         retry_policy=policy,

@@ -86,9 +86,7 @@ class Delays:
     propensity: F64
 
 
-def random_delays(
-    rng: np.random.Generator, family: list[str], earliest_s: I64
-) -> Delays:
+def random_delays(rng: np.random.Generator, family: list[str], earliest_s: I64) -> Delays:
     """Randomised delays from the grid, never before ``earliest_s`` (a MAC 24-30 wait)."""
     n = len(family)
     w = np.stack([_GRID_W.get(f, _GRID_W["other"]) for f in family]) if n else np.zeros((0, 8))

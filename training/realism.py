@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -98,8 +99,11 @@ def statistics(out: Path) -> Statistics:
         return float(approved[mask].mean()) if mask.any() else float("nan")
 
     v["first_attempt_approval"] = rate(base)
+    # Domestic: card, merchant and acquirer in one country. A domestic payment acquired abroad
+    # (no local route for that market) is reported on its own.
     domestic = issuer == merchant_c
-    v["approval_domestic"] = rate(base & domestic)
+    v["approval_domestic"] = rate(base & domestic & local)
+    v["approval_domestic_acquired_abroad"] = rate(base & domestic & ~local)
     v["approval_xb_nonlocal"] = rate(base & ~domestic & ~local)
     v["approval_xb_local"] = rate(base & ~domestic & local)
     v["share_xb_cit"] = float((~domestic & base & cit).sum() / max(1, (base & cit).sum()))
@@ -174,7 +178,8 @@ def statistics(out: Path) -> Statistics:
 
     # Recovery within 14 days of MIT first-attempt declines, compliant retry policies.
     pay = _col(a, "payment_id").astype(str)
-    ts = a.column("ts_utc").cast("int64").to_numpy()
+    # Parquet keeps timestamps in milliseconds; back to seconds.
+    ts = a.column("ts_utc").cast(pa.timestamp("s", tz="UTC")).cast(pa.int64()).to_numpy()
     policy = _col(a, "retry_policy_id").astype(str)
     cat = np.asarray(a.column("visa_category").fill_null(0).to_numpy(zero_copy_only=False))
     mac = np.asarray(a.column("merchant_advice_code").fill_null("").to_numpy(zero_copy_only=False))
@@ -186,7 +191,8 @@ def statistics(out: Path) -> Statistics:
     t0 = ts[head][group]
     win_ok = approved[order] & (ts[order] - t0 <= 14 * 86_400)
     recovered = np.bincount(group, weights=win_ok, minlength=starts.size) > 0
-    h_dec = ~approved[head] & ~cit[head] & ~testing[head]
+    # India-issued cards get no automated retry (H12 carve-out): not a policy's to recover.
+    h_dec = ~approved[head] & ~cit[head] & ~testing[head] & (issuer[head] != "IN")
     cat1 = (cat[head] == 1) | (mac[head] == "03") | (mac[head] == "21")
     for label, mask in (
         ("nsf", code[head] == "51"),

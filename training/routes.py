@@ -260,12 +260,14 @@ def attempt_costs(
 ) -> Costs:
     """Costs of attempts: approval costs only when approved, the per-attempt fee always."""
     rel = np.where(local, 0, 1)
-    ic = bps_fee(amount_minor, routes.interchange_bps100[route, rel, card_type]) + (
-        routes.interchange_fixed[route, rel, card_type, currency]
+    ic = (
+        bps_fee(amount_minor, routes.interchange_bps100[route, rel, card_type])
+        + (routes.interchange_fixed[route, rel, card_type, currency])
     )
-    sc = bps_fee(amount_minor, routes.scheme_bps100[route, rel]) + routes.scheme_fixed[
-        route, rel, currency
-    ]
+    sc = (
+        bps_fee(amount_minor, routes.scheme_bps100[route, rel])
+        + routes.scheme_fixed[route, rel, currency]
+    )
     mk = bps_fee(amount_minor, routes.markup_bps100[route]) + routes.markup_fixed[route, currency]
     fx_needed = routes.settlement_currency[route] != currency
     fx = np.where(fx_needed, bps_fee(amount_minor, routes.fx_bps100[route]), 0)

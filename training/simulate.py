@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from forestgate.payments.action import ActionKind
 from forestgate.payments.codes import AdviceAction, Family
-from forestgate.payments.history import Attempt, card_key
+from forestgate.payments.history import card_key
 from forestgate.training import countries
 from forestgate.training import policy as pol
 from forestgate.training.arrivals import CHANNELS, MOTO, RECURRING, Payments
@@ -27,7 +27,6 @@ from forestgate.training.decision import CODES, MACS, Batch, Decision, decide
 from forestgate.training.issuers import BRANDS
 from forestgate.training.ledger import Ledger, Request
 from forestgate.training.merchants import MCCS
-from forestgate.training.routes import CARD_TYPES
 from forestgate.training.scenarios import Scenarios
 from forestgate.training.world import World
 
@@ -102,7 +101,9 @@ class _Sim:
             [[code not in r.excluded_mccs[j] for j in range(r.size)] for code in mcc_codes],
             dtype=np.bool_,
         )
-        self.card_keys = [card_key(par, h) for par, h in zip(cards.par, cards.pan_hash, strict=True)]
+        self.card_keys = [
+            card_key(par, h) for par, h in zip(cards.par, cards.pan_hash, strict=True)
+        ]
         # Counters key on the PAR (H10): a reissued card after a loss shares its old budget.
         accounts: dict[str, int] = {}
         self.account = np.array(
@@ -161,7 +162,7 @@ class _Sim:
         return fam
 
     # -- the loop -------------------------------------------------------------------------
-    def run(self) -> Simulation:  # noqa: D401
+    def run(self) -> Simulation:
         p = self.p
         chunk = self.w.preset.chunk_s
         end = self.w.horizon.end_s
@@ -203,9 +204,9 @@ class _Sim:
         p, m = self.p, self.w.merchants
         keep = np.ones(firsts.size, dtype=np.bool_)
         for i, pay in enumerate(firsts.tolist()):
-            if p.channel[pay] == RECURRING and m.retry_policy[p.merchant[pay]] != 2:
-                if (self.card_keys[p.card[pay]], int(p.merchant[pay])) in self.cancelled:
-                    keep[i] = False
+            recurring = p.channel[pay] == RECURRING and m.retry_policy[p.merchant[pay]] != 2
+            if recurring and (self.card_keys[p.card[pay]], int(p.merchant[pay])) in self.cancelled:
+                keep[i] = False
         return firsts[keep]
 
     def _first_batch(self, pay: I64) -> dict[str, npt.NDArray[np.generic]]:
@@ -259,7 +260,6 @@ class _Sim:
             & (ts >= self._event("route_outage_c_br", 0))
             & (ts < self._event("route_outage_c_br", 1))
         )
-        changed = b["changed"].astype(np.bool_)
         fixed_cvv = b["fixed_cvv"].astype(np.bool_)
         batch = Batch(
             ts_s=ts,
@@ -329,7 +329,9 @@ class _Sim:
         return e.start_s if which == 0 else e.end_s
 
     # -- policies ---------------------------------------------------------------------------
-    def _propose(self, rows: dict[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+    def _propose(
+        self, rows: dict[str, npt.NDArray[np.generic]]
+    ) -> dict[str, npt.NDArray[np.generic]]:
         w, p, cards = self.w, self.p, self.w.cards
         declined = np.flatnonzero(~rows["approved"].astype(np.bool_))
         out: list[dict[str, npt.NDArray[np.generic]]] = []
@@ -344,7 +346,9 @@ class _Sim:
         brand = cards.brand[card]
         code = rows["code"][declined].astype(np.int64)
         mac = rows["mac"][declined].astype(np.int64)
-        fam = np.array([self.family(b, c).value for b, c in zip(brand.tolist(), code.tolist(), strict=True)])
+        fam = np.array(
+            [self.family(b, c).value for b, c in zip(brand.tolist(), code.tolist(), strict=True)]
+        )
         mac_act = np.array([self._advice(mc)[0] for mc in mac.tolist()])
         mac_wait = np.array([self._advice(mc)[1] for mc in mac.tolist()], dtype=np.int64)
         cit = p.cit[pay]
@@ -385,14 +389,29 @@ class _Sim:
             alt = pol.second_best(el, local, bps, route, w.routes)
             go = tech & (alt >= 0) & (u[0] < 0.8) & ~legacy
             handled |= go
-            out.append(self._pending(base, go, ts + 1 + (u[1] * 4).astype(np.int64),
-                                      pol.K_CASCADE, pol.P_CASCADE, route=alt, prop=0.8))
+            out.append(
+                self._pending(
+                    base,
+                    go,
+                    ts + 1 + (u[1] * 4).astype(np.int64),
+                    pol.K_CASCADE,
+                    pol.P_CASCADE,
+                    route=alt,
+                    prop=0.8,
+                )
+            )
         # 2. SCA soft decline of a CIT: the customer steps up with 3DS while in session.
         sca = (fam == Family.SCA.value) & cit & (kind != pol.K_3DS) & ~handled
         stays = sca & (u[0] < 0.85) & (u[2] < 0.86)
         handled |= sca
-        s = self._pending(base, stays, ts + 60 + (u[1] * 180).astype(np.int64), pol.K_3DS,
-                          pol.P_CUSTOMER, prop=1.0)
+        s = self._pending(
+            base,
+            stays,
+            ts + 60 + (u[1] * 180).astype(np.int64),
+            pol.K_3DS,
+            pol.P_CUSTOMER,
+            prop=1.0,
+        )
         s["three_ds"][:] = True
         s["in_session"][:] = True
         out.append(s)
@@ -400,22 +419,45 @@ class _Sim:
         other_cit = cit & ~handled & ~testing & (kind != pol.K_NEW_CARD) & (att < 4)
         same_ok = ~india & ~after_sca & ~never
         data = np.isin(fam, [Family.DATA.value])
-        retry_same = other_cit & ~data & np.isin(
-            fam, [Family.GENERIC.value, Family.INSUFFICIENT_FUNDS.value, Family.SUSPECTED_FRAUD.value,
-                  Family.TECHNICAL.value]
-        ) & (u[0] < 0.14) & same_ok
+        retry_same = (
+            other_cit
+            & ~data
+            & np.isin(
+                fam,
+                [
+                    Family.GENERIC.value,
+                    Family.INSUFFICIENT_FUNDS.value,
+                    Family.SUSPECTED_FRAUD.value,
+                    Family.TECHNICAL.value,
+                ],
+            )
+            & (u[0] < 0.14)
+            & same_ok
+        )
         reenter = other_cit & data & (u[0] < 0.3) & same_ok
         reenter &= np.isin(code, [CODES.index("N7"), CODES.index("14")])
         new_card = other_cit & ~retry_same & ~reenter & (u[3] < 0.08)
-        c = self._pending(base, retry_same | reenter, ts + 30 + (u[1] * 270).astype(np.int64),
-                          pol.K_CUSTOMER, pol.P_CUSTOMER, prop=1.0)
+        c = self._pending(
+            base,
+            retry_same | reenter,
+            ts + 30 + (u[1] * 270).astype(np.int64),
+            pol.K_CUSTOMER,
+            pol.P_CUSTOMER,
+            prop=1.0,
+        )
         c["in_session"][:] = True
         c["changed"][:] = reenter[retry_same | reenter]
         c["fixed_cvv"][:] = reenter[retry_same | reenter] | c["fixed_cvv"]
         out.append(c)
         if new_card.any():
-            nc = self._pending(base, new_card, ts + 60 + (u[1] * 300).astype(np.int64),
-                               pol.K_NEW_CARD, pol.P_CUSTOMER, prop=1.0)
+            nc = self._pending(
+                base,
+                new_card,
+                ts + 60 + (u[1] * 300).astype(np.int64),
+                pol.K_NEW_CARD,
+                pol.P_CUSTOMER,
+                prop=1.0,
+            )
             nc["card"] = self._other_cards(nc["card"].astype(np.int64))
             nc["in_session"][:] = True
             nc["u_prev"][:] = np.nan
@@ -427,8 +469,16 @@ class _Sim:
         first_ts = p.ts_s[pay]
         # 4a. Legacy: every day, up to LEGACY_MAX retries, whatever the code said.
         leg = mit & legacy & (att <= pol.LEGACY_MAX)
-        out.append(self._pending(base, leg, ts + pol.LEGACY_EVERY_S + (u[1] * 600).astype(np.int64),
-                                 pol.K_RETRY, pol.P_LEGACY, prop=1.0))
+        out.append(
+            self._pending(
+                base,
+                leg,
+                ts + pol.LEGACY_EVERY_S + (u[1] * 600).astype(np.int64),
+                pol.K_RETRY,
+                pol.P_LEGACY,
+                prop=1.0,
+            )
+        )
         comp = mit & ~legacy & ~india
         # Cancellation or never-retry advice: the schedule stops (and recurring is cancelled).
         stop_codes = np.isin(code, [CODES.index(x) for x in ("R0", "R1")]) | (mac_act == "never")
@@ -441,9 +491,17 @@ class _Sim:
         needs_change = comp & ((fam == Family.DATA.value) | (mac_act == "update"))
         when = np.where(needs_change, cards.renewal_visible_s[card], -1)
         when = np.where(when >= 2**61, -1, when)
-        ok_change = needs_change & (when >= 0) & (when + 600 - first_ts <= pol.WINDOW_S) & (att <= 7)
-        ch = self._pending(base, ok_change, np.maximum(when, ts) + 600, pol.K_RETRY,
-                           np.where(policy == 0, pol.P_FIXED, pol.P_RANDOM)[ok_change], prop=1.0)
+        ok_change = (
+            needs_change & (when >= 0) & (when + 600 - first_ts <= pol.WINDOW_S) & (att <= 7)
+        )
+        ch = self._pending(
+            base,
+            ok_change,
+            np.maximum(when, ts) + 600,
+            pol.K_RETRY,
+            np.where(policy == 0, pol.P_FIXED, pol.P_RANDOM)[ok_change],
+            prop=1.0,
+        )
         ch["changed"][:] = True
         out.append(ch)
         soft = comp & ~needs_change & (att <= pol.RANDOM_MAX)
@@ -451,14 +509,24 @@ class _Sim:
         retries = att - 1
         fixed = soft & (policy == 0)
         fdelay = pol.fixed_delay(retries, since_first, mac_wait)
+        # Technical trouble clears in minutes: the fixed schedule tries again after an hour.
+        fdelay = np.where((fam == Family.TECHNICAL.value) & (retries == 0), 3_600, fdelay)
         fixed &= fdelay >= 0
         fixed &= since_first + np.maximum(fdelay, 0) <= pol.WINDOW_S
-        out.append(self._pending(base, fixed, ts + np.maximum(fdelay, 0), pol.K_RETRY, pol.P_FIXED,
-                                 prop=1.0))
+        out.append(
+            self._pending(
+                base, fixed, ts + np.maximum(fdelay, 0), pol.K_RETRY, pol.P_FIXED, prop=1.0
+            )
+        )
         rnd = soft & (policy == 1)
-        fam_r = ["technical" if f == Family.TECHNICAL.value else
-                 "insufficient_funds" if f == Family.INSUFFICIENT_FUNDS.value else "other"
-                 for f in fam[rnd].tolist()]
+        fam_r = [
+            "technical"
+            if f == Family.TECHNICAL.value
+            else "insufficient_funds"
+            if f == Family.INSUFFICIENT_FUNDS.value
+            else "other"
+            for f in fam[rnd].tolist()
+        ]
         delays = pol.random_delays(self.rng, fam_r, mac_wait[rnd])
         full = np.zeros(n, dtype=np.int64)
         full[rnd] = delays.delay_s
@@ -470,12 +538,15 @@ class _Sim:
             n_el = el.sum(axis=1)
             switch = (u[4] < 0.2) & (n_el > 1)
             cum = np.cumsum(el & (np.arange(el.shape[1])[None, :] != route[:, None]), axis=1)
-            k = np.minimum((u[5] * np.maximum(n_el - 1, 1)).astype(np.int64), np.maximum(n_el - 2, 0))
+            k = np.minimum(
+                (u[5] * np.maximum(n_el - 1, 1)).astype(np.int64), np.maximum(n_el - 2, 0)
+            )
             other = np.argmax(cum > k[:, None], axis=1)
             new_route = np.where(switch, other, route)
             rprop = np.where(switch, 0.2 / np.maximum(n_el - 1, 1), np.where(n_el > 1, 0.8, 1.0))
-            r = self._pending(base, rnd, ts + full, pol.K_RETRY, pol.P_RANDOM, route=new_route,
-                              prop=1.0)
+            r = self._pending(
+                base, rnd, ts + full, pol.K_RETRY, pol.P_RANDOM, route=new_route, prop=1.0
+            )
             r["delay_prop"] = dprop[rnd]
             r["route_prop"] = rprop[rnd]
             out.append(r)
@@ -591,7 +662,11 @@ class _Sim:
                         keep[i] = False
                         self.dropped.add(cols["gid"][i])
                         self.dropped_compliant += 1
-                        reason = (pol.POLICIES[cols["policy"][i]], pol.KINDS[kind], verdict.rule or "")
+                        reason = (
+                            pol.POLICIES[cols["policy"][i]],
+                            pol.KINDS[kind],
+                            verdict.rule or "",
+                        )
                         self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + 1
                         continue
                     allowed[i] = False
@@ -637,7 +712,9 @@ def _take(d: dict[str, npt.NDArray[np.generic]], mask: B) -> dict[str, npt.NDArr
     return {k: v[mask] for k, v in d.items()}
 
 
-def _concat(a: dict[str, npt.NDArray[np.generic]], b: dict[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+def _concat(
+    a: dict[str, npt.NDArray[np.generic]], b: dict[str, npt.NDArray[np.generic]]
+) -> dict[str, npt.NDArray[np.generic]]:
     out = {}
     for k in _PENDING:
         x, y = a[k], b[k]
@@ -650,7 +727,9 @@ def _concat(a: dict[str, npt.NDArray[np.generic]], b: dict[str, npt.NDArray[np.g
     return out
 
 
-def _concat_all(parts: list[dict[str, npt.NDArray[np.generic]]]) -> dict[str, npt.NDArray[np.generic]]:
+def _concat_all(
+    parts: list[dict[str, npt.NDArray[np.generic]]],
+) -> dict[str, npt.NDArray[np.generic]]:
     parts = [q for q in parts if q["ts_s"].size]
     if not parts:
         return {k: np.zeros(0) for k in _PENDING}

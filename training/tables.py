@@ -44,7 +44,9 @@ def _pick(labels: tuple[str, ...] | list[str], idx: I64) -> pa.Array:
     ).dictionary_decode()
 
 
-def _opt(values: npt.NDArray[np.generic], missing: npt.NDArray[np.bool_], typ: pa.DataType) -> pa.Array:
+def _opt(
+    values: npt.NDArray[np.generic], missing: npt.NDArray[np.bool_], typ: pa.DataType
+) -> pa.Array:
     return pa.array(values, type=typ, mask=np.asarray(missing, dtype=np.bool_))
 
 
@@ -71,7 +73,7 @@ def attempts_and_truth(
     parent = a["parent"].astype(np.int64)
     has_parent = parent >= 0
     parent_idx = np.where(has_parent, new_id[np.maximum(parent, 0)], 0)
-    p, cards, m, r, iss = payments, world.cards, world.merchants, world.routes, world.issuers
+    p, cards, m, r = payments, world.cards, world.merchants, world.routes
     pay = a["payment"].astype(np.int64)
     card = a["card"].astype(np.int64)
     merchant = p.merchant[pay]
@@ -102,23 +104,51 @@ def attempts_and_truth(
         for b in range(len(BRANDS))
         for c in range(len(CODES))
     }
-    cat = np.array([info[(b, c)].visa_category or 0 for b, c in zip(brand.tolist(), code.tolist(), strict=True)])
+    cat = np.array(
+        [
+            info[(b, c)].visa_category or 0
+            for b, c in zip(brand.tolist(), code.tolist(), strict=True)
+        ]
+    )
     group = [info[(b, c)].mc_group for b, c in zip(brand.tolist(), code.tolist(), strict=True)]
 
-    ct = np.select([world.bins.commercial[cards.bin[card]], cards.funding[card] == 0, cards.funding[card] == 1], [3, 0, 1], default=2)
+    ct = np.select(
+        [
+            world.bins.commercial[cards.bin[card]],
+            cards.funding[card] == 0,
+            cards.funding[card] == 1,
+        ],
+        [3, 0, 1],
+        default=2,
+    )
     costs = attempt_costs(
-        r, route=route, local=local, card_type=ct.astype(np.int64), currency=currency,
-        amount_minor=amount, approved=approved,
+        r,
+        route=route,
+        local=local,
+        card_type=ct.astype(np.int64),
+        currency=currency,
+        amount_minor=amount,
+        approved=approved,
     )
     rule = a["guardrail_rule"]
     violation = ~a["guardrail_allowed"].astype(np.bool_)
     fee_usd = np.array(
-        [(_FEE_USD.get(str(x), (0, 0))[0 if dom else 1]) for x, dom in zip(rule.tolist(), (c_country == m_country).tolist(), strict=True)],
+        [
+            (_FEE_USD.get(str(x), (0, 0))[0 if dom else 1])
+            for x, dom in zip(rule.tolist(), (c_country == m_country).tolist(), strict=True)
+        ],
         dtype=np.int64,
     )
     fee_usd = np.where(violation, fee_usd, 0)
     integrity = _usd_to(world, fee_usd, currency)
-    total = costs.interchange + costs.scheme_fee + costs.acquirer_fee + costs.fx_fee + costs.auth_fee + integrity
+    total = (
+        costs.interchange
+        + costs.scheme_fee
+        + costs.acquirer_fee
+        + costs.fx_fee
+        + costs.auth_fee
+        + integrity
+    )
     margin = m.margin[merchant]
     value = np.where(approved, np.round(amount * margin), 0).astype(np.int64)
     fixed30 = _usd_to(world, np.full(n, 30, dtype=np.int64), currency)
@@ -131,9 +161,15 @@ def attempts_and_truth(
     eci = np.where(
         ~cit | (channel == MOTO),
         "",
-        np.where(three_ds, np.where(visa, "05", "02"), np.where(exemption > 0, np.where(visa, "07", "06"), np.where(visa, "07", "00"))),
+        np.where(
+            three_ds,
+            np.where(visa, "05", "02"),
+            np.where(exemption > 0, np.where(visa, "07", "06"), np.where(visa, "07", "00")),
+        ),
     )
-    entry = np.where(token, "09", np.where(stored, "10", np.where(visa | (channel == MOTO), "01", "81")))
+    entry = np.where(
+        token, "09", np.where(stored, "10", np.where(visa | (channel == MOTO), "01", "81"))
+    )
     cond = np.where((channel == MOTO) | ~cit, "08", "59")
     el = a["eligible"].astype(np.bool_)
     el_lists = [[world.routes.ids[j] for j in np.flatnonzero(row)] for row in el]
@@ -156,7 +192,9 @@ def attempts_and_truth(
             "payment_id": pa.array([f"PAY{x:08d}" for x in pay.tolist()]),
             "parent_attempt_id": _opt(parent_idx, ~has_parent, pa.int64()),
             "attempt_no": pa.array(a["attempt_no"].astype(np.int32)),
-            "is_retry": pa.array(np.isin(kind, [pol.K_RETRY, pol.K_CASCADE, pol.K_3DS, pol.K_CUSTOMER])),
+            "is_retry": pa.array(
+                np.isin(kind, [pol.K_RETRY, pol.K_CASCADE, pol.K_3DS, pol.K_CUSTOMER])
+            ),
             "is_cascade": pa.array(kind == pol.K_CASCADE),
             "retry_kind": _opt(retry_kinds, kind == 0, pa.string()),
             "ts_utc": _ts(world, ts),
@@ -200,17 +238,33 @@ def attempts_and_truth(
             "sca_exemption": _pick(EXEMPTIONS, exemption),
             "challenge": pa.array(p.challenge[pay] & three_ds | (kind == pol.K_3DS)),
             "ip_country": _opt(np.array(countries.CODES)[np.maximum(ipc, 0)], ipc < 0, pa.string()),
-            "billing_country": _opt(np.array(countries.CODES)[c_country], ~p.avs_provided[pay], pa.string()),
+            "billing_country": _opt(
+                np.array(countries.CODES)[c_country], ~p.avs_provided[pay], pa.string()
+            ),
             "customer_in_session": pa.array(a["in_session"].astype(np.bool_)),
             "credential_changed": pa.array(a["changed"].astype(np.bool_)),
-            "route_policy_id": pa.array(np.where(kind == 0, pol.ROUTE_POLICY, np.array(pol.POLICIES)[a["policy"].astype(np.int64)])),
+            "route_policy_id": pa.array(
+                np.where(
+                    kind == 0,
+                    pol.ROUTE_POLICY,
+                    np.array(pol.POLICIES)[a["policy"].astype(np.int64)],
+                )
+            ),
             "route_propensity": pa.array(a["route_prop"].astype(np.float64)),
             "eligible_routes": pa.array(el_lists, type=pa.list_(pa.string())),
-            "retry_policy_id": pa.array([RETRY_POLICIES[i] for i in m.retry_policy[merchant].tolist()]),
-            "decided_by": _opt(np.array(pol.POLICIES)[a["policy"].astype(np.int64)], kind == 0, pa.string()),
-            "delay_propensity": _opt(np.nan_to_num(a["delay_prop"].astype(np.float64), nan=1.0), kind == 0, pa.float64()),
+            "retry_policy_id": pa.array(
+                [RETRY_POLICIES[i] for i in m.retry_policy[merchant].tolist()]
+            ),
+            "decided_by": _opt(
+                np.array(pol.POLICIES)[a["policy"].astype(np.int64)], kind == 0, pa.string()
+            ),
+            "delay_propensity": _opt(
+                np.nan_to_num(a["delay_prop"].astype(np.float64), nan=1.0), kind == 0, pa.float64()
+            ),
             "time_since_prev_attempt_s": _opt(since_prev, ~has_parent, pa.int64()),
-            "prev_response_code": _opt(np.array(CODES)[np.maximum(prev_code, 0)], ~has_parent, pa.string()),
+            "prev_response_code": _opt(
+                np.array(CODES)[np.maximum(prev_code, 0)], ~has_parent, pa.string()
+            ),
             "prev_mac": _opt(np.array(MACS)[prev_mac], ~has_parent | (prev_mac == 0), pa.string()),
             "response_code": pa.array(np.array(CODES)[code]),
             "approved": pa.array(approved),
@@ -221,7 +275,9 @@ def attempts_and_truth(
             "avs_result": pa.array(a["avs_result"].astype(str)),
             "eci_returned": _opt(eci, (eci == "") | ~approved, pa.string()),
             "auth_latency_ms": pa.array(a["latency_ms"].astype(np.int32)),
-            "network_txn_id": pa.array(["N" + s for s in _letters(ids * 7_919 + world.seed % 1_000_003, 11)]),
+            "network_txn_id": pa.array(
+                ["N" + s for s in _letters(ids * 7_919 + world.seed % 1_000_003, 11)]
+            ),
             "partial_amount": pa.nulls(n, type=pa.int64()),
             "interchange": pa.array(costs.interchange),
             "scheme_fee": pa.array(costs.scheme_fee),
@@ -234,7 +290,7 @@ def attempts_and_truth(
             "platform_revenue": pa.array(revenue.astype(np.int64)),
             "guardrail_violation": pa.array(violation),
             "guardrail_rule": _opt(rule.astype(str), ~violation, pa.string()),
-            "scenario_id": _opt(np.array(sc_ids + [""])[scenario], scenario < 0, pa.string()),
+            "scenario_id": _opt(np.array([*sc_ids, ""])[scenario], scenario < 0, pa.string()),
         }
     )
     fraud = p.is_fraud[pay]
@@ -251,9 +307,13 @@ def attempts_and_truth(
         {
             "attempt_id": pa.array(ids),
             "p_approve_true": pa.array(a["p_true"].astype(np.float64)),
-            "p_approve_true_by_route": pa.array(route_maps, type=pa.map_(pa.string(), pa.float64())),
+            "p_approve_true_by_route": pa.array(
+                route_maps, type=pa.map_(pa.string(), pa.float64())
+            ),
             "is_fraud": pa.array(fraud),
-            "chargeback_ts": pa.array(world.horizon.start_epoch_s + cb, type=_UTC, mask=~(fraud & approved)),
+            "chargeback_ts": pa.array(
+                world.horizon.start_epoch_s + cb, type=_UTC, mask=~(fraud & approved)
+            ),
             "reason_family_true": pa.array(np.array(FAMILIES)[a["family"].astype(np.int64)]),
             "balance_at_attempt": pa.array(np.round(a["balance_usd"] / usd * exp).astype(np.int64)),
             "next_funding_ts": _ts(world, a["next_funding_s"].astype(np.int64)),
@@ -272,7 +332,9 @@ def _usd_to(world: World, usd_minor: I64, currency: I64) -> I64:
         for ci, cur in enumerate(countries.CURRENCIES):
             sel = (usd_minor == value) & (currency == ci)
             if sel.any():
-                out[sel] = world.rates.convert(Money(value, "USD"), cur, rounding=Rounding.HALF_UP).amount_minor
+                out[sel] = world.rates.convert(
+                    Money(value, "USD"), cur, rounding=Rounding.HALF_UP
+                ).amount_minor
     return out
 
 
@@ -281,7 +343,6 @@ def dimension_tables(world: World, scenarios: Scenarios) -> dict[str, pa.Table]:
     codes_c = np.array(countries.CODES)
     from forestgate.training.countries import PAY_CYCLES
 
-    n_c = cards.size
     expiry = cards.expiry_month
     status_s = np.where(cards.status_s >= 2**61, -1, cards.status_s)
     card_ids = np.array(cards.ids())
@@ -297,12 +358,18 @@ def dimension_tables(world: World, scenarios: Scenarios) -> dict[str, pa.Table]:
             "pan_hash": pa.array(cards.pan_hash),
             "par": pa.array(cards.par),
             "expiry": pa.array([f"{e // 12:04d}-{e % 12 + 1:02d}" for e in expiry.tolist()]),
-            "renewed_expiry": pa.array([f"{e // 12:04d}-{e % 12 + 1:02d}" for e in cards.renewed_expiry_month.tolist()]),
+            "renewed_expiry": pa.array(
+                [f"{e // 12:04d}-{e % 12 + 1:02d}" for e in cards.renewed_expiry_month.tolist()]
+            ),
             "token_provisioned": pa.array(cards.token),
             "pay_cycle": pa.array([PAY_CYCLES[k // 2] for k in cards.cycle_key.tolist()]),
             "status": _pick(STATUS, cards.status),
-            "status_change_ts": pa.array(world.horizon.start_epoch_s + status_s, type=_UTC, mask=status_s < 0),
-            "replaces_card_id": _opt(card_ids[np.maximum(cards.replaces, 0)], cards.replaces < 0, pa.string()),
+            "status_change_ts": pa.array(
+                world.horizon.start_epoch_s + status_s, type=_UTC, mask=status_s < 0
+            ),
+            "replaces_card_id": _opt(
+                card_ids[np.maximum(cards.replaces, 0)], cards.replaces < 0, pa.string()
+            ),
         }
     )
     tables["truth_cards"] = pa.table(
@@ -386,7 +453,9 @@ def dimension_tables(world: World, scenarios: Scenarios) -> dict[str, pa.Table]:
             "issuer_country": pa.array([c for _ in r.ids for c in countries.CODES]),
             "offset_route": pa.array(np.repeat(r.offset, len(countries.CODES))),
             "offset_route_country": pa.array(r.offset_country.ravel()),
-            "outage_count": pa.array(np.repeat(np.bincount(r.outages.key, minlength=r.size), len(countries.CODES))),
+            "outage_count": pa.array(
+                np.repeat(np.bincount(r.outages.key, minlength=r.size), len(countries.CODES))
+            ),
         }
     )
     cost_rows = []
@@ -397,16 +466,38 @@ def dimension_tables(world: World, scenarios: Scenarios) -> dict[str, pa.Table]:
                 if fee is None:
                     continue
                 cost_rows.append(
-                    (x.route_id, rel.value, ctype.value, str(fee.bps), fee.fixed_minor,
-                     str(x.scheme_fee[rel].bps), x.scheme_fee[rel].fixed_minor,
-                     str(x.acquirer_markup.bps), x.acquirer_markup.fixed_minor,
-                     str(x.fx_spread_bps), x.per_attempt_fee_minor, x.settlement_currency)
+                    (
+                        x.route_id,
+                        rel.value,
+                        ctype.value,
+                        str(fee.bps),
+                        fee.fixed_minor,
+                        str(x.scheme_fee[rel].bps),
+                        x.scheme_fee[rel].fixed_minor,
+                        str(x.acquirer_markup.bps),
+                        x.acquirer_markup.fixed_minor,
+                        str(x.fx_spread_bps),
+                        x.per_attempt_fee_minor,
+                        x.settlement_currency,
+                    )
                 )
-    names = ["route_id", "relation", "card_type", "interchange_bps", "interchange_fixed_minor",
-             "scheme_fee_bps", "scheme_fee_fixed_minor", "acquirer_markup_bps",
-             "acquirer_markup_fixed_minor", "fx_spread_bps", "per_attempt_fee_minor",
-             "settlement_currency"]
-    tables["route_costs"] = pa.table({k: pa.array([row[i] for row in cost_rows]) for i, k in enumerate(names)})
+    names = [
+        "route_id",
+        "relation",
+        "card_type",
+        "interchange_bps",
+        "interchange_fixed_minor",
+        "scheme_fee_bps",
+        "scheme_fee_fixed_minor",
+        "acquirer_markup_bps",
+        "acquirer_markup_fixed_minor",
+        "fx_spread_bps",
+        "per_attempt_fee_minor",
+        "settlement_currency",
+    ]
+    tables["route_costs"] = pa.table(
+        {k: pa.array([row[i] for row in cost_rows]) for i, k in enumerate(names)}
+    )
     cal = PaydayCalendar.build(world.horizon)
     tables["calendar_paydays"] = pa.table(
         {
@@ -436,31 +527,61 @@ def _rules_config(world: World) -> pa.Table:
     rows: list[tuple[str, str, str, str | None, str | None]] = []
     limits = rules.limits
     for name in (
-        "visa_max_reattempts", "visa_window_days", "mastercard_never_retry_days",
-        "mastercard_max_declines_24h", "mastercard_max_declines_30d", "internal_max_retries",
+        "visa_max_reattempts",
+        "visa_window_days",
+        "mastercard_never_retry_days",
+        "mastercard_max_declines_24h",
+        "mastercard_max_declines_30d",
+        "internal_max_retries",
         "internal_window_days",
     ):
         for period in getattr(limits, name).periods:
-            rows.append((
-                "guardrail", name, str(period.value),
-                period.start.isoformat() if period.start else None,
-                period.end.isoformat() if period.end else None,
-            ))
+            rows.append(
+                (
+                    "guardrail",
+                    name,
+                    str(period.value),
+                    period.start.isoformat() if period.start else None,
+                    period.end.isoformat() if period.end else None,
+                )
+            )
     for period in rules.codes.visa_categories.periods:
         for code, cat in sorted(period.value.items()):
-            rows.append((
-                "visa_category", code, str(cat),
-                period.start.isoformat() if period.start else None,
-                period.end.isoformat() if period.end else None,
-            ))
+            rows.append(
+                (
+                    "visa_category",
+                    code,
+                    str(cat),
+                    period.start.isoformat() if period.start else None,
+                    period.end.isoformat() if period.end else None,
+                )
+            )
     for code, advice in sorted(rules.codes.advice.items()):
         hours = int(advice.retry_after.total_seconds() // 3600) if advice.retry_after else None
-        rows.append(("merchant_advice_code", code, json.dumps({"action": advice.action.value, "retry_after_hours": hours}), None, None))
+        rows.append(
+            (
+                "merchant_advice_code",
+                code,
+                json.dumps({"action": advice.action.value, "retry_after_hours": hours}),
+                None,
+                None,
+            )
+        )
     for c in limits.country_carve_outs:
-        rows.append(("country_carve_out", c.issuer_country, ",".join(sorted(k.value for k in c.deny)), None, None))
+        rows.append(
+            (
+                "country_carve_out",
+                c.issuer_country,
+                ",".join(sorted(k.value for k in c.deny)),
+                None,
+                None,
+            )
+        )
     names = ["section", "key", "value", "effective_from", "effective_to"]
-    table = pa.table({k: pa.array([row[i] for row in rows], type=pa.string()) for i, k in enumerate(names)})
+    table = pa.table(
+        {k: pa.array([row[i] for row in rows], type=pa.string()) for i, k in enumerate(names)}
+    )
     return table.append_column("rules_version", pa.array([rules.version] * table.num_rows))
 
 
-__all__ = ["Decimal", "INAPP", "attempts_and_truth", "dimension_tables", "dt"]
+__all__ = ["INAPP", "Decimal", "attempts_and_truth", "dimension_tables", "dt"]
