@@ -232,7 +232,16 @@ def write(
         )
     open_loop = rows[-1]["forestgate"]
     lag = open_loop.get("sendLag", {})
+    one = max(rows[:2], key=lambda r: r["rps"])
     lines += [
+        "",
+        f"One process drives {one['rps']:,.0f} rps of 1-row ModelInfer against the constant "
+        f"server with the server's core {one['server_cpu_share']:.0%} busy: the server, not the "
+        f"tool, sets that number. The tool's own CPU per call ({one['load_cpu_us_per_call']:.0f} "
+        f"us) puts one process's ceiling at about {one['implied_one_core_rps']:,.0f} rps on a "
+        "core of its own. On that same core `--procs 2` cannot add CPU (a difference there is "
+        "the server's, still the limit), and given both cores it takes CPU from the server: "
+        "more processes pay off only on a machine with cores to spare beyond the server's.",
         "",
         f"Open loop at {open_loop.get('intendedRps', 0):,.0f} rps: actual "
         f"{open_loop.get('actualRps', 0):,.0f} rps, send lag p50 {lag.get('p50', 0) / 1e3:.0f} us, "
