@@ -104,7 +104,7 @@ def _day_weights(world: World, scenarios: Scenarios, *, customer: bool) -> F64:
     if customer:
         for day, (vol, _) in scenarios.peak_days.items():
             w[day] *= vol
-    return w / w.sum()
+    return np.asarray(w / w.sum(), dtype=np.float64)
 
 
 def _times(rng: np.random.Generator, world: World, merchant: I64, day: I64) -> I64:
@@ -356,7 +356,7 @@ def _finish(
     )
     base = countries.column("fraud_bp")[c_country] / 10_000 * 0.9
     mult = m.flag("fraud_mult").astype(np.float64)[merchant] * m.fraud_level[merchant]
-    mult = mult * np.where(region_mismatch & ~psd2, 10.0, 1.0)
+    mult = mult * np.where(region_mismatch & ~psd2, 8.0, 1.0)
     mult = mult * np.where(token_intent, 0.7, 1.0) * np.where(cit, 1.0, 0.15)
     is_fraud = testing | (rng.random(n) < np.minimum(base * mult, 0.5))
 
@@ -396,8 +396,8 @@ def _finish(
     travel = cit & (rng.random(n) < np.where(is_fraud, 0.6, 0.05))
     ip = np.where(travel, rng.integers(0, len(countries.CODES), n), ip)
 
-    keyed_typo = keyed & ~testing & (rng.random(n) < 0.004)
-    cvv_mismatch = cvv_present & (rng.random(n) < np.where(is_fraud, 0.25, 0.02))
+    keyed_typo = keyed & ~testing & (rng.random(n) < 0.005)
+    cvv_mismatch = cvv_present & (rng.random(n) < np.where(is_fraud, 0.25, 0.025))
 
     scenario = np.full(n, -1, dtype=np.int64)
     scenario[testing] = scenarios.index("card_testing")

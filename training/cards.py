@@ -146,7 +146,7 @@ def sample_cards(
     cycles, cycle_key = _pay_cycles(rng, country)
     income = typical * rng.lognormal(np.log(25.0), 0.5, count)
     stressed_income = typical * rng.lognormal(np.log(4.0), 0.9, count)
-    p_stressed = np.array([0.05, 0.11, 0.20])[funding]
+    p_stressed = np.array([0.055, 0.12, 0.22])[funding]
     stressed = rng.random(count) < p_stressed
     cycle_days = cycles
     income = np.where(stressed, stressed_income, income)
@@ -238,7 +238,7 @@ def luhn_check_digit(digits: I64) -> I64:
     doubled = rev.copy()
     doubled[:, 0::2] *= 2
     doubled[doubled > 9] -= 9
-    return (10 - doubled.sum(axis=1) % 10) % 10
+    return np.asarray((10 - doubled.sum(axis=1) % 10) % 10, dtype=np.int64)
 
 
 def luhn_valid(text: str) -> bool:

@@ -61,10 +61,10 @@ _KAPPA_SCALE = 0.6  # of the issuer's kappa: the acquirer-side share of the cros
 _BASE = 1.45
 # Share of a risk decline's latent that never decays (this issuer, this card, this merchant):
 # retrying a 05 later helps less than the suspicion half-life alone would say (§8.9).
-_PERSISTENT = 0.6
+_PERSISTENT = 0.75
 # Issuers that simply refuse one card at one merchant (a silent block, answered 05): every retry
 # of that pair fails. Share of (card, merchant) pairs [D].
-_BLOCKED_PAIRS = 0.016
+_BLOCKED_PAIRS = 0.012
 _MIT = 0.3
 _BALANCE_NOISE = 0.12
 
@@ -127,7 +127,7 @@ def _phi(x: F64) -> F64:
         0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
     )
     erf = 1.0 - poly * np.exp(-y * y)
-    return 0.5 * (1.0 + np.sign(x) * erf)
+    return np.asarray(0.5 * (1.0 + np.sign(x) * erf), dtype=np.float64)
 
 
 def decide(world: World, batch: Batch, rng: np.random.Generator) -> Decision:
@@ -313,10 +313,10 @@ def decide(world: World, batch: Batch, rng: np.random.Generator) -> Decision:
     family = np.where(nsf, F_NSF, family)
 
     # Reason of a risk decline, then the issuer's masking of it as 05.
-    w_fraud = 0.2 + 2.5 * batch.is_fraud
+    w_fraud = 0.17 + 2.5 * batch.is_fraud
     w_restrict = 0.025 + 0.5 * restricted + 0.04 * (funding == 2) + 0.02 * foreign_m
     w_limit = 0.13 + 0.05 * (ratio > 1.5)
-    w_generic = np.full(n, 0.80)
+    w_generic = np.full(n, 0.75)
     total = w_fraud + w_restrict + w_limit + w_generic
     cum1 = w_fraud / total
     cum2 = cum1 + w_restrict / total

@@ -76,7 +76,7 @@ class Episodes:
         pos = np.searchsorted(sorted_keys, probe, side="right") - 1
         ok = pos >= 0
         pos = np.maximum(pos, 0)
-        return ok & (self.key[pos] == key) & (ts_s < self.end_s[pos])
+        return np.asarray(ok & (self.key[pos] == key) & (ts_s < self.end_s[pos]), dtype=np.bool_)
 
     def ends_after(self, key: I64, ts_s: I64) -> I64:
         """End of the episode active at ``ts_s`` for ``key`` (ts_s itself where none is)."""

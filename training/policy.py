@@ -51,7 +51,7 @@ def incumbent(routes: Routes, eligible: B, local: B, cost_bps: F64) -> I64:
     """The incumbent rule: a local eligible route if any, else the cheapest eligible one."""
     big = 1e9
     score = np.where(eligible, cost_bps, big) - np.where(eligible & local, big / 2, 0.0)
-    return np.argmin(score, axis=1).astype(np.int64)
+    return np.asarray(np.argmin(score, axis=1), dtype=np.int64)
 
 
 def choose_routes(

@@ -174,7 +174,7 @@ class _Sim:
             firsts = order[lo:hi]
             firsts = self._drop_cancelled(firsts)
             batch = self._first_batch(firsts)
-            due = self.pending["ts_s"] < ce
+            due = np.asarray(self.pending["ts_s"], dtype=np.int64) < ce
             batch = _concat(batch, _take(self.pending, due))
             self.pending = _take(self.pending, ~due)
             chunk_rows: list[dict[str, npt.NDArray[np.generic]]] = []
@@ -182,8 +182,8 @@ class _Sim:
                 rows = self._decide(batch)
                 chunk_rows.append(rows)
                 new = self._propose(rows)
-                new = _take(new, new["ts_s"] < end)
-                soon = new["ts_s"] < ce
+                new = _take(new, np.asarray(new["ts_s"], dtype=np.int64) < end)
+                soon = np.asarray(new["ts_s"], dtype=np.int64) < ce
                 self.pending = _concat(self.pending, _take(new, ~soon))
                 batch = _take(new, soon)
             if chunk_rows:
@@ -284,7 +284,7 @@ class _Sim:
             cancelled=p.subscription_cancelled[pay],
             velocity=self.velocity(card, ts),
             u_prev=b["u_prev"].astype(np.float64),
-            dt_prev_s=(ts - b["ts_prev"]).astype(np.float64),
+            dt_prev_s=(ts - b["ts_prev"].astype(np.int64)).astype(np.float64),
             xb_extra=np.where(tight, self.sc.tightening_logit, 0.0),
             scenario_outage=sc_out,
         )

@@ -315,7 +315,9 @@ def attempts_and_truth(
                 world.horizon.start_epoch_s + cb, type=_UTC, mask=~(fraud & approved)
             ),
             "reason_family_true": pa.array(np.array(FAMILIES)[a["family"].astype(np.int64)]),
-            "balance_at_attempt": pa.array(np.round(a["balance_usd"] / usd * exp).astype(np.int64)),
+            "balance_at_attempt": pa.array(
+                np.round(a["balance_usd"].astype(np.float64) / usd * exp).astype(np.int64)
+            ),
             "next_funding_ts": _ts(world, a["next_funding_s"].astype(np.int64)),
             "velocity_24h": pa.array(a["velocity"].astype(np.int32)),
         }
