@@ -1,1 +1,1 @@
-"""Clients of ForestGate: the Python client library and `forestgate load`, a ghz-compatible load tool."""
+"""Clients of ForestGate: the Python client library and `forestgate load` (ghz-compatible)."""
