@@ -24,8 +24,8 @@ from forestgate.training.tables import attempts_and_truth, dimension_tables
 from forestgate.training.world import build_world
 
 GENERATOR_VERSION = "1.0.0"
-# Payments per target attempt: retries, cascades and step-ups add about 12 %.
-_PAYMENTS_PER_ATTEMPT = 0.875
+# Payments per target attempt: retries, cascades and step-ups add about 9 %.
+_PAYMENTS_PER_ATTEMPT = 0.92
 
 
 @dataclass(frozen=True, slots=True)
