@@ -397,7 +397,7 @@ def _finish(
     ip = np.where(travel, rng.integers(0, len(countries.CODES), n), ip)
 
     keyed_typo = keyed & ~testing & (rng.random(n) < 0.005)
-    cvv_mismatch = cvv_present & (rng.random(n) < np.where(is_fraud, 0.25, 0.025))
+    cvv_mismatch = cvv_present & (rng.random(n) < np.where(is_fraud, 0.25, 0.028))
 
     scenario = np.full(n, -1, dtype=np.int64)
     scenario[testing] = scenarios.index("card_testing")

@@ -58,7 +58,7 @@ _FOREIGN_MERCHANT = 1.05  # issuer sees a foreign merchant even when acquired lo
 _KAPPA_SCALE = 0.6  # of the issuer's kappa: the acquirer-side share of the cross-border penalty
 # Calibration constant (§8.6 "calibrate constants so the marginal targets in 8.13 hold"): the
 # country strictness means of §8.2 are the risk step alone; every other step declines too.
-_BASE = 1.45
+_BASE = 1.5
 # Share of a risk decline's latent that never decays (this issuer, this card, this merchant):
 # retrying a 05 later helps less than the suspicion half-life alone would say (§8.9).
 _PERSISTENT = 0.75
@@ -313,7 +313,7 @@ def decide(world: World, batch: Batch, rng: np.random.Generator) -> Decision:
     family = np.where(nsf, F_NSF, family)
 
     # Reason of a risk decline, then the issuer's masking of it as 05.
-    w_fraud = 0.17 + 2.5 * batch.is_fraud
+    w_fraud = 0.19 + 2.5 * batch.is_fraud
     w_restrict = 0.025 + 0.5 * restricted + 0.04 * (funding == 2) + 0.02 * foreign_m
     w_limit = 0.13 + 0.05 * (ratio > 1.5)
     w_generic = np.full(n, 0.75)
