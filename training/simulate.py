@@ -22,8 +22,8 @@ from forestgate.payments.codes import AdviceAction, Family
 from forestgate.payments.history import card_key
 from forestgate.training import countries
 from forestgate.training import policy as pol
-from forestgate.training.arrivals import CHANNELS, MOTO, RECURRING, Payments
-from forestgate.training.decision import CODES, MACS, Batch, Decision, decide
+from forestgate.training.arrivals import MOTO, RECURRING, Payments
+from forestgate.training.decision import CODES, MACS, Batch, decide
 from forestgate.training.issuers import BRANDS
 from forestgate.training.ledger import Ledger, Request
 from forestgate.training.merchants import MCCS
@@ -115,7 +115,6 @@ class _Sim:
         self.route_ids = list(r.ids)
         self.country_codes = np.array(countries.CODES)
         self.family_of: dict[tuple[int, int], Family] = {}
-        self.info_cache: dict[tuple[int, int], tuple[Family, bool]] = {}
 
     # -- helpers --------------------------------------------------------------------------
     def eligible(self, card: I64, merchant: I64, ts: I64) -> B:
@@ -740,4 +739,4 @@ def simulate(world: World, scenarios: Scenarios, payments: Payments, seed: int) 
     return _Sim(world, scenarios, payments, seed).run()
 
 
-__all__ = ["CHANNELS", "Decision", "Simulation", "simulate"]
+__all__ = ["Simulation", "simulate"]

@@ -5,9 +5,7 @@ tables. Amounts and costs are integers in minor units of the attempt's ``currenc
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +14,7 @@ import pyarrow as pa
 from forestgate.payments.money import Money, Rounding
 from forestgate.training import countries
 from forestgate.training import policy as pol
-from forestgate.training.arrivals import CHANNELS, COF_TYPES, EXEMPTIONS, INAPP, MOTO, Payments
+from forestgate.training.arrivals import CHANNELS, COF_TYPES, EXEMPTIONS, MOTO, Payments
 from forestgate.training.cards import STATUS
 from forestgate.training.decision import CODES, FAMILIES, MACS
 from forestgate.training.horizon import PaydayCalendar
@@ -586,4 +584,4 @@ def _rules_config(world: World) -> pa.Table:
     return table.append_column("rules_version", pa.array([rules.version] * table.num_rows))
 
 
-__all__ = ["INAPP", "Decimal", "attempts_and_truth", "dimension_tables", "dt"]
+__all__ = ["attempts_and_truth", "dimension_tables"]
