@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from forestgate.payments.document import Node, read
 from forestgate.payments.limits import Limits, parse_limits
-from forestgate.payments.timeline import Timeline, parse_timeline
+from forestgate.payments.timeline import Period, Timeline, parse_timeline
 
 
 class Outcome(StrEnum):
@@ -118,6 +118,9 @@ class ResponseCodes:
     visa_categories: Timeline[Mapping[str, int]]
     mc_groups: Mapping[str, str] = field(default_factory=dict)
     advice: Mapping[str, AdviceInfo] = field(default_factory=dict)
+    _index: Timeline[Mapping[tuple[str, str], CodeInfo]] = field(
+        init=False, repr=False, compare=False
+    )
 
     @classmethod
     def load(cls, path: Path | None = None) -> ResponseCodes:
@@ -131,44 +134,60 @@ class ResponseCodes:
     def networks(self) -> tuple[str, ...]:
         return tuple(self.tables)
 
+    def __post_init__(self) -> None:
+        # Every (network, code) classified once per category period: classify is on the
+        # guardrail's path, once per past attempt per check.
+        index = Timeline(
+            tuple(
+                Period(p.start, p.end, self._classify_all(p.value), p.line)
+                for p in self.visa_categories.periods
+            )
+        )
+        object.__setattr__(self, "_index", index)
+
+    def _classify_all(self, categories: Mapping[str, int]) -> Mapping[tuple[str, str], CodeInfo]:
+        infos: dict[tuple[str, str], CodeInfo] = {}
+        for net, table in self.tables.items():
+            for code, entry in table.items():
+                category: int | None = None
+                if net == NETWORK_VISA and entry.family is not Family.APPROVED:
+                    category = categories.get(code, 4)
+                if entry.family is Family.APPROVED:
+                    outcome = Outcome.APPROVED
+                elif entry.family is Family.HARD or category == 1:
+                    outcome = Outcome.HARD
+                else:
+                    outcome = Outcome.SOFT
+                infos[(net, code)] = CodeInfo(
+                    network=net,
+                    code=code,
+                    outcome=outcome,
+                    family=entry.family,
+                    visa_category=category,
+                    description=entry.description,
+                    cancels_recurring=entry.cancels_recurring,
+                    mc_group=self.mc_groups.get(code) if net == NETWORK_MASTERCARD else None,
+                )
+        return MappingProxyType(infos)
+
     def classify(self, network: str, code: str, on: dt.date) -> CodeInfo:
         """What ``code`` from ``network`` means on date ``on`` (a datetime counts by its UTC date).
 
         Never raises for an unknown network or code: it returns ``known=False``, outcome SOFT,
         family GENERIC, so the taxonomy stays total and the guardrail refuses to retry it (H11).
         """
-        day = _utc_date(on)
         net = network.lower()
-        table = self.tables.get(net)
-        entry = table.get(code) if table is not None else None
-        if entry is None:
-            return CodeInfo(
-                network=net,
-                code=code,
-                outcome=Outcome.SOFT,
-                family=Family.GENERIC,
-                visa_category=None,
-                description="unknown network" if table is None else "unknown code",
-                known=False,
-            )
-        category: int | None = None
-        if net == NETWORK_VISA and entry.family is not Family.APPROVED:
-            category = self.visa_categories.at(day).get(code, 4)
-        if entry.family is Family.APPROVED:
-            outcome = Outcome.APPROVED
-        elif entry.family is Family.HARD or category == 1:
-            outcome = Outcome.HARD
-        else:
-            outcome = Outcome.SOFT
+        info = self._index.at(_utc_date(on)).get((net, code))
+        if info is not None:
+            return info
         return CodeInfo(
             network=net,
             code=code,
-            outcome=outcome,
-            family=entry.family,
-            visa_category=category,
-            description=entry.description,
-            cancels_recurring=entry.cancels_recurring,
-            mc_group=self.mc_groups.get(code) if net == NETWORK_MASTERCARD else None,
+            outcome=Outcome.SOFT,
+            family=Family.GENERIC,
+            visa_category=None,
+            description="unknown network" if net not in self.tables else "unknown code",
+            known=False,
         )
 
     def codes(

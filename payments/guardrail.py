@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from forestgate.errors import InvalidInput
 from forestgate.payments.action import Action, ActionKind
 from forestgate.payments.history import Attempt, History, card_key, require_utc
-from forestgate.payments.rulebook import COUNTERS, PERMANENT, Denial, Rules, cancels_recurring
+from forestgate.payments.rulebook import COUNTERS, PERMANENT, Denial, Facts, Headroom, Rules
 
 __all__ = [
     "Action",
@@ -63,19 +63,20 @@ def check(action: Action, history: History, rules: Rules, now: dt.datetime) -> V
     last = history.last
     if last is not None and last.at > now:
         raise InvalidInput(f"history has an attempt at {last.at.isoformat()}, after now")
-    cancel = cancels_recurring(history, rules)
+    facts = Facts.of(action, history, rules) if last is not None else None
+    cancel = facts is not None and facts.cancels_recurring()
     if not action.is_reattempt:
         return Verdict(True, None, f"{action.kind}: no authorization is sent", None, cancel)
-    if last is None or last.approved:
+    if facts is None or facts.failed.approved:
         return Verdict(False, "no_decline", "no declined attempt to retry", None, cancel)
     denials: list[Denial] = []
-    headroom: list[tuple[int, str, str]] = []
+    headroom: list[Headroom] = []
     for rule in PERMANENT:
-        denial = rule(action, history, rules, last)
+        denial = rule(facts)
         if denial is not None:
             denials.append(denial)
     for counter in COUNTERS:
-        outcome = counter(action, history, rules, last)
+        outcome = counter(facts)
         if isinstance(outcome, Denial):
             denials.append(outcome)
         elif outcome is not None:
