@@ -35,18 +35,25 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="representative rows (.npy float array [n, F] or .csv without header) added to the "
         "verification sample and used for --annotate",
     )  # fmt: skip
-    tuning = compile_.add_argument_group("compilation (defaults chosen by bench/engine.py)")
+    tuning = compile_.add_argument_group(
+        "compilation",
+        "Defaults are chosen by model size from measurements on a 2-core Xeon: see "
+        "bench/results/engine.md (made by bench/engine.py).",
+    )
     tuning.add_argument(
         "--parallel-comp", type=int, default=0, metavar="N",
         help="C translation units; 0 = one per ~2,000 tree nodes, 2 to 32 (default 0)",
     )  # fmt: skip
     tuning.add_argument(
         "--quantize", choices=("auto", "on", "off"), default="auto",
-        help="integer threshold indices; auto = on for float64-threshold models (default auto)",
+        help="integer threshold indices; auto = on for float64-threshold models (LightGBM, "
+        "scikit-learn) above 80,000 nodes, off otherwise (tl2cgen's table loses float32 "
+        "precision: XGBoost builds fail verification) (default auto)",
     )  # fmt: skip
     tuning.add_argument(
         "--opt-level", choices=("auto", "O0", "O1", "O2", "O3", "Os"), default="auto",
-        help="gcc optimisation; auto = O3 up to 25,000 nodes, O1 above (default auto)",
+        help="gcc optimisation; auto = Os at every model size, the fastest measured "
+        "(default auto)",
     )  # fmt: skip
     tuning.add_argument(
         "--nthread", type=int, default=0, help="parallel gcc processes; 0 = all cores (default 0)"

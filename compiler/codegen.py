@@ -1,8 +1,22 @@
 """Code generation: a Treelite model -> TL2cgen C sources + the ForestGate batch shim -> .so.
 
-Defaults come from bench/results/engine.md, measured on the 2-core box: `parallel_comp` always
-(one huge main.c compiles 4x slower), `-O1` once the generated code outgrows L2 (the code is
-instruction-cache bound, and -O3's larger code loses), `quantize` for float64-threshold models.
+The "auto" defaults are chosen by measurement: bench/engine.py swept opt levels, threshold
+quantisation, branch annotation and translation-unit counts on models of 20 to 1,000 trees on
+the 2-core box, and bench/results/engine.md ("Which settings win for which model sizes") has
+the numbers. The generated code is instruction-cache bound, so smaller code wins:
+
+- `-Os` at every size: fastest or tied per row and per call on every model swept; on the
+  300-tree depth-8 model, whose library outgrows the 2 MiB L2, clearly ahead of -O1 and far
+  ahead of -O2/-O3 (whose larger code loses).
+- `quantize` only for float64-threshold models (LightGBM, scikit-learn) above
+  LARGE_MODEL_NODES. It shrinks the code by about 30 % but adds a binary search per feature to
+  every row, which costs more than it saves until the float code outgrows L2. Never for float32
+  thresholds (XGBoost): tl2cgen 1.0 writes its quantisation table with 8 significant digits,
+  too few for float32, so inputs on such a threshold go the wrong way and verification refuses
+  the build.
+- `parallel_comp` always, one translation unit per NODES_PER_TRANSLATION_UNIT nodes, 2 to
+  MAX_TRANSLATION_UNITS: more units compile faster on 2 cores and do not change run time.
+- No branch annotation unless asked for: it needs representative rows and measured no faster.
 """
 
 from __future__ import annotations
@@ -32,8 +46,11 @@ from forestgate.errors import CompileError
 
 log = logging.getLogger(__name__)
 OPT_LEVELS = ("auto", "O0", "O1", "O2", "O3", "Os")
-# Above this many tree nodes the generated library passes ~1.5 MB and -O1 beats -O3 per row.
-LARGE_MODEL_NODES = 25_000
+DEFAULT_OPT_LEVEL = "Os"
+# Above this many tree nodes, unquantised -Os code (~25 bytes per node) outgrows a 2 MiB L2 and
+# quantisation's smaller code pays for its per-row cost; measured below at 37,500 nodes (loses)
+# and above at 125,000 (wins), the boundary set where the code size crosses L2.
+LARGE_MODEL_NODES = 80_000
 NODES_PER_TRANSLATION_UNIT = 2_000
 MAX_TRANSLATION_UNITS = 32
 
@@ -43,9 +60,9 @@ class CompileOptions:
     """How to build the library. "auto" picks the measured default for the model's size.
 
     parallel_comp: number of C translation units (0 = auto: one per ~2,000 nodes, 2 to 32).
-    quantize: emit integer threshold indices instead of float compares ("auto": on for models
-        with float64 thresholds, i.e. LightGBM and scikit-learn).
-    opt_level: gcc optimisation level ("auto": O3 below 25,000 nodes, O1 above).
+    quantize: emit integer threshold indices instead of float compares ("auto": on only for
+        models with float64 thresholds, i.e. LightGBM and scikit-learn, above 80,000 nodes).
+    opt_level: gcc optimisation level ("auto": Os at every size).
     nthread: parallel gcc processes (0 = all cores).
     toolchain: the C compiler to run.
     annotate: branch-frequency annotation from sample rows, which lets gcc lay out likely branches
@@ -102,10 +119,11 @@ def resolve_options(options: CompileOptions, stats: ModelStats) -> dict[str, Any
     )
     quantize = options.quantize
     if quantize == "auto":
-        quantize = "on" if stats.threshold_type == "float64" else "off"
+        large = stats.num_nodes > LARGE_MODEL_NODES
+        quantize = "on" if stats.threshold_type == "float64" and large else "off"
     opt_level = options.opt_level
     if opt_level == "auto":
-        opt_level = "O1" if stats.num_nodes > LARGE_MODEL_NODES else "O3"
+        opt_level = DEFAULT_OPT_LEVEL
     return {
         "parallel_comp": parallel_comp,
         "quantize": quantize == "on",
