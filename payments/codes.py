@@ -122,6 +122,9 @@ class ResponseCodes:
         init=False, repr=False, compare=False
     )
 
+    def __repr__(self) -> str:
+        return f"ResponseCodes(version={self.version!r}, source={str(self.source)!r})"
+
     @classmethod
     def load(cls, path: Path | None = None) -> ResponseCodes:
         """Read and check ``path`` (default: the packaged rules.yaml); ConfigError if invalid.

@@ -46,6 +46,9 @@ class Rules:
     def version(self) -> str:
         return self.codes.version
 
+    def __repr__(self) -> str:
+        return f"Rules(version={self.version!r}, source={str(self.codes.source)!r})"
+
 
 @dataclass(frozen=True, slots=True)
 class Denial:
