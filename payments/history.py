@@ -98,31 +98,3 @@ class History:
     @property
     def last(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
-
-    def in_window(self, end: dt.datetime, window: dt.timedelta) -> tuple[Attempt, ...]:
-        """Attempts in the rolling window (end - window, end]: one exactly ``window`` old is out."""
-        return tuple(a for a in self.attempts if end - window < a.at <= end)
-
-    def payment(self, attempt: Attempt) -> tuple[Attempt, ...]:
-        """The attempts of the payment ``attempt`` belongs to, up to it: those with its
-        payment_id, or without one, those of its amount since the last approval before it."""
-        before = [a for a in self.attempts if a.at <= attempt.at]
-        if attempt.payment_id is not None:
-            return tuple(a for a in before if a.payment_id == attempt.payment_id)
-        chain: list[Attempt] = []
-        for a in before:
-            if not a.same_amount(attempt.amount_minor, attempt.currency):
-                continue
-            if a.approved and a is not attempt:
-                chain.clear()
-            else:
-                chain.append(a)
-        return tuple(chain)
-
-    def since_credential_change(self) -> tuple[Attempt, ...]:
-        """Attempts on the current card data: from the last one sent with changed data."""
-        start = 0
-        for i, a in enumerate(self.attempts):
-            if a.credential_changed:
-                start = i
-        return self.attempts[start:]

@@ -5,7 +5,6 @@ internal budget and the country carve-outs, each effective-dated.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -43,19 +42,6 @@ class Limits:
             if carve_out.issuer_country == issuer_country:
                 return carve_out
         return None
-
-    def max_window(self) -> dt.timedelta:
-        """The longest look-back any rule uses on any date: history older than this is inert."""
-        days = [
-            p.value
-            for timeline in (
-                self.visa_window_days,
-                self.mastercard_never_retry_days,
-                self.internal_window_days,
-            )
-            for p in timeline.periods
-        ]
-        return dt.timedelta(days=max([30, *days]))
 
 
 _COUNTS = (

@@ -521,3 +521,12 @@ def test_the_time_bound_denial_lapsing_last_binds(rules: Rules) -> None:
     result = verdict(rules, history(*nine), action(at=T0 + 9 * HOUR, amount=1009))
     assert result.rule == "H5"
     assert result.earliest_retry_at == T0 + 8 * HOUR + 10 * DAY
+
+
+def test_history_orders_attempts_by_time_and_grows_by_copy() -> None:
+    late, early = attempt(T0 + HOUR), attempt(T0)
+    hist = history(late, early)
+    assert hist.attempts == (early, late) and hist.last == late
+    grown = hist.with_attempt(attempt(T0 + 2 * HOUR))
+    assert len(grown.attempts) == 3 and len(hist.attempts) == 2
+    assert history().last is None
