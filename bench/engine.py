@@ -447,7 +447,7 @@ def main() -> None:
     else:
         names = [*workload.SPECS]
         batches, variant_batches = BATCHES, VARIANT_BATCHES
-        budget = timing.Budget(rounds=3, slice_s=0.2, warmup_s=0.04)
+        budget = timing.Budget(rounds=5, slice_s=0.12, warmup_s=0.03)
     if args.models:
         names = [n for n in names if n in args.models.split(",")]
     load_start = os.getloadavg()
