@@ -40,6 +40,9 @@ lint: $(STAMP)
 	ln -s $(CURDIR)/compiler build/typecheck/forestgate/compiler
 	ln -s $(CURDIR)/server build/typecheck/forestgate/server
 	ln -s $(CURDIR)/protos build/typecheck/forestgate/protos
+	ln -s $(CURDIR)/clients build/typecheck/forestgate/clients
+	ln -s $(CURDIR)/payments build/typecheck/forestgate/payments
+	ln -s $(CURDIR)/training build/typecheck/forestgate/training
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p forestgate
 
 bench: $(STAMP)

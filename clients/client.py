@@ -132,7 +132,7 @@ class _Calls:
 
 
 def _stubs(channel: Any) -> dict[str, Callable[..., Any]]:
-    def unary(path: str, request: type, reply: type) -> Callable[..., Any]:
+    def unary(path: str, request: Any, reply: Any) -> Callable[..., Any]:
         return channel.unary_unary(  # type: ignore[no-any-return]
             path,
             request_serializer=request.SerializeToString,
@@ -290,7 +290,7 @@ class AsyncForestGateClient:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
     async def __aenter__(self) -> AsyncForestGateClient:
         return self

@@ -56,6 +56,6 @@ _BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {
 
 
 def from_rpc_error(error: grpc.RpcError, method: str) -> ClientError:
-    code = error.code()  # type: ignore[attr-defined]
-    details = error.details() or ""  # type: ignore[attr-defined]
+    code = error.code()
+    details = error.details() or ""
     return _BY_CODE.get(code, ClientError)(code, details, method)
