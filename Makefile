@@ -45,8 +45,13 @@ lint: $(STAMP)
 	ln -s $(CURDIR)/training build/typecheck/forestgate/training
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p forestgate
 
+# Engine, batcher, server and load-tool benchmarks, one after the other (about 40 minutes on
+# 2 cores); each writes its tables and plots to bench/results/.
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/batcher.py
+	$(BIN)/python bench/server.py
+	$(BIN)/python bench/load.py
 
 proto: $(STAMP)
 	$(BIN)/python protos/generate.py
