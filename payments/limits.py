@@ -44,7 +44,8 @@ class Limits:
         return None
 
 
-_COUNTS = (
+# Every effective-dated count of the guardrail section, in file order.
+LIMIT_NAMES = (
     "visa_max_reattempts",
     "visa_window_days",
     "mastercard_never_retry_days",
@@ -57,12 +58,12 @@ _COUNTS = (
 
 def parse_limits(node: Node) -> Limits:
     """The ``guardrail`` section; unknown fields, bad numbers or dates are ConfigErrors."""
-    fields = node.fields(required=_COUNTS, optional=("country_carve_outs",))
+    fields = node.fields(required=LIMIT_NAMES, optional=("country_carve_outs",))
 
     def count(item: Node, period: dict[str, Node]) -> int:
         return period["value"].integer(minimum=1)
 
-    timelines = {name: parse_timeline(fields[name], count) for name in _COUNTS}
+    timelines = {name: parse_timeline(fields[name], count) for name in LIMIT_NAMES}
     carve_outs: list[CarveOut] = []
     if "country_carve_outs" in fields:
         for item in fields["country_carve_outs"].sequence():

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from forestgate.payments.limits import LIMIT_NAMES
 from forestgate.payments.money import Money, Rounding
 from forestgate.training import countries
 from forestgate.training import policy as pol
@@ -526,15 +527,7 @@ def _rules_config(world: World) -> pa.Table:
     rules = world.rules
     rows: list[tuple[str, str, str, str | None, str | None]] = []
     limits = rules.limits
-    for name in (
-        "visa_max_reattempts",
-        "visa_window_days",
-        "mastercard_never_retry_days",
-        "mastercard_max_declines_24h",
-        "mastercard_max_declines_30d",
-        "internal_max_retries",
-        "internal_window_days",
-    ):
+    for name in LIMIT_NAMES:
         for period in getattr(limits, name).periods:
             rows.append(
                 (
