@@ -238,6 +238,12 @@ def markdown(results: dict[str, Any], views: list[ModelView]) -> str:
         "`.venv/bin/python bench/engine.py` (`--quick` for a smoke run); trained models and "
         "compiled bundles are cached in `bench/.cache/`.\n"
     )
+    rendered = results.get("rendered", {}).get("commit")
+    if rendered and rendered != env["commit"]:
+        w(
+            f"The text was re-rendered from the same measurements at commit `{rendered}` "
+            "(`bench/engine.py --render`); no number changed.\n"
+        )
     if run["quick"]:
         w(
             "**This is a `--quick` smoke run: small models, few batch sizes, short timings. "
@@ -256,7 +262,7 @@ def markdown(results: dict[str, Any], views: list[ModelView]) -> str:
     settings_section(w, views)
     if full:
         discussion(w, results, full)
-    return "\n".join(out)
+    return "\n".join(out) + "\n"
 
 
 def summary(w: Any, results: dict[str, Any], views: list[ModelView]) -> None:
@@ -280,15 +286,22 @@ def summary(w: Any, results: dict[str, Any], views: list[ModelView]) -> None:
                 f"{us(v.per_row(e, 256))} |"
             )
     w("")
-    w("| model | default build | compile s (codegen + gcc) | whole pipeline s | .so MB |")
-    w("|---|---|---|---|---|")
+    w(
+        "| model | default build | compile s (codegen + gcc) | whole pipeline s | load average "
+        "during the build | .so MB |"
+    )
+    w("|---|---|---|---|---|---|")
     for v in views:
         b = v.builds[v.auto]["build"]
+        load = "-" if b.get("loadavg") is None else f"{b['loadavg']:.1f}"
         w(
             f"| {v.name} | `{v.auto}` | {b['codegen_gcc_s']:.1f} | {b['pipeline_s']:.1f} | "
-            f"{v.so_mb(v.auto):.2f} |"
+            f"{load} | {v.so_mb(v.auto):.2f} |"
         )
-    w("")
+    w(
+        "\nCompile times are wall clock on the shared 2 vCPUs; a load average above 2 means "
+        "other work competed with gcc's two processes (see the variant tables).\n"
+    )
 
 
 def setup_section(w: Any, env: dict[str, Any], run: dict[str, Any], views: list[ModelView]) -> None:
@@ -767,6 +780,10 @@ def discussion(w: Any, results: dict[str, Any], views: list[ModelView]) -> None:
             w(para + "\n")
 
 
+def _closeness(q: float) -> str:
+    return "close" if q < 1.25 else "far apart"
+
+
 def _l2_per_core_mb(text: str) -> float:
     """'4 MiB (2 instances)' -> 2.0 (MiB per core, as lscpu reports it)."""
     m = re.match(r"([\d.]+)\s*(KiB|MiB)(?:\s*\((\d+) instances?\))?", text)
@@ -817,5 +834,24 @@ def _why(v: ModelView, l2_mb: float) -> list[str]:
             "also routes NaN, and blocks trees in groups of 34 with the row loop inside each "
             "block. No compile option reaches that; matching it needs a different code "
             "generator for LightGBM splits (or serving LightGBM models through lleaves)."
+        )
+        lp = "lleaves predict"
+        calls = [b for b in CALL_TARGET_BATCHES if b in v.batches]
+        beats = [b for b in calls if v.median(FG, b) < v.median(lp, b)]
+        out.append(
+            f"At b=1 the two are {_closeness(v.median(RAW, 1) / v.median(lr, 1))}: the same "
+            "library called raw takes "
+            f"{us(v.median(RAW, 1))} µs against lleaves raw {us(v.median(lr, 1))} µs, and "
+            f"`CompiledModel.predict`'s checks, lock and pointer lookups add "
+            f"{us(v.median(FG, 1) - v.median(RAW, 1))} µs to that. The lleaves raw entry is "
+            "lleaves at its best: no input checks, float64 rows converted before the timer "
+            "starts, a preallocated output. Against lleaves' public `predict` (which converts "
+            "and checks, like ForestGate), ForestGate is "
+            + (
+                "faster per call at b=" + ", ".join(str(b) for b in beats)
+                if beats
+                else "slower at every batch size from 1 to 16"
+            )
+            + f" ({', '.join(f'b={b} {ratio(v.median(FG, b) / v.median(lp, b))}' for b in calls)})."
         )
     return out

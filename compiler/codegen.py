@@ -5,9 +5,10 @@ quantisation, branch annotation and translation-unit counts on models of 20 to 1
 the 2-core box, and bench/results/engine.md ("Which settings win for which model sizes") has
 the numbers. The generated code is instruction-cache bound, so smaller code wins:
 
-- `-Os` at every size: fastest or tied per row and per call on every model swept; on the
-  300-tree depth-8 model, whose library outgrows the 2 MiB L2, clearly ahead of -O1 and far
-  ahead of -O2/-O3 (whose larger code loses).
+- `-Os` at every size: fastest or tied per row and per call on every model swept. On the
+  300-tree depth-8 XGBoost model, whose library outgrows the 2 MiB L2, it is a few per cent
+  ahead of -O1 and about 1.4x ahead of -O2/-O3, whose larger code loses; on LightGBM models
+  it is 1.1-1.8x ahead of every other level. Only on 20-tree models do the levels tie.
 - `quantize` only for float64-threshold models (LightGBM, scikit-learn) above
   LARGE_MODEL_NODES. It shrinks the code by about 30 % but adds a binary search per feature to
   every row, which costs more than it saves until the float code outgrows L2. Never for float32
@@ -15,7 +16,9 @@ the numbers. The generated code is instruction-cache bound, so smaller code wins
   too few for float32, so inputs on such a threshold go the wrong way and verification refuses
   the build.
 - `parallel_comp` always, one translation unit per NODES_PER_TRANSLATION_UNIT nodes, 2 to
-  MAX_TRANSLATION_UNITS: more units compile faster on 2 cores and do not change run time.
+  MAX_TRANSLATION_UNITS: few large units compile far slower (gcc's time grows faster than
+  the function), 8 to 64 units compiled alike within the shared machine's noise, and the
+  unit count did not change run time.
 - No branch annotation unless asked for: it needs representative rows and measured no faster.
 """
 
