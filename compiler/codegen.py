@@ -171,7 +171,14 @@ def build_library(
         if resolved["annotate"] and annotation_rows is not None:
             annotation = workdir / "annotation.json"
             dmat = tl2cgen.DMatrix(annotation_rows.astype(stats.threshold_type, copy=False))
-            tl2cgen.annotate_branch(model, dmat, annotation, nthread=resolved["nthread"])
+            # tl2cgen refuses more threads than OpenMP allows (OMP_NUM_THREADS), so clamp.
+            omp = os.environ.get("OMP_NUM_THREADS", "")
+            threads = (
+                min(resolved["nthread"], int(omp))
+                if omp.isdigit() and int(omp) > 0
+                else resolved["nthread"]
+            )
+            tl2cgen.annotate_branch(model, dmat, annotation, nthread=threads)
             params["annotate_in"] = str(annotation)
         with native_output_to_log("tl2cgen"):
             tl2cgen.generate_c_code(model, source_dir, params=params)
