@@ -90,7 +90,8 @@ def test_drain_completes_accepted_requests_and_refuses_new(serve_with, model_rep
                 await asyncio.sleep(0.02)
                 drain = asyncio.wrap_future(
                     asyncio.run_coroutine_threadsafe(
-                        server.running.drain_and_stop(5.0), server.loop  # type: ignore[attr-defined]
+                        server.running.drain_and_stop(5.0),
+                        server.loop,  # type: ignore[attr-defined]
                     )
                 )
                 await asyncio.sleep(0.01)
