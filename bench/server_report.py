@@ -1,0 +1,381 @@
+"""Server report: bench/server.py's measurements as server.md, server.json and server.png.
+
+Every number in the markdown comes from the results passed in: latencies are pooled over the
+rounds of each cell, targets are judged on those pooled numbers, and the prose that explains a
+miss is chosen by comparing them, so a rerun that measures differently says so.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+from collections import Counter, defaultdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from driver import percentiles_us
+
+LABELS = {
+    "forestgate": "ForestGate, batching on",
+    "forestgate_off": "ForestGate, batching off",
+    "constant": "constant server (ceiling)",
+    "naive": "naive XGBoost server",
+    "direct": "compiled model, bare server",
+    "forestgate_delay": "ForestGate, queue delay",
+}
+COLORS = {
+    "forestgate": "tab:blue",
+    "forestgate_off": "tab:cyan",
+    "constant": "tab:gray",
+    "naive": "tab:red",
+    "direct": "tab:green",
+}
+PACKAGES = ("grpcio", "uvloop", "protobuf", "numpy", "xgboost-cpu", "prometheus-client", "py-spy")
+TARGET_CONCURRENCY = 32
+CEILING_RATIO = 0.8
+NAIVE_RATIO = 4.0
+BATCH_P50_BUDGET_US = 20.0
+SUB_MS_US = 1000.0
+MODERATE_SHARE = 0.5  # "moderate load": at most half of what ForestGate sustains closed-loop
+
+
+def environment() -> dict[str, Any]:
+    fields = {}
+    for line in _run(["lscpu"]).splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "cpu": fields.get("Model name", "?"),
+        "cpus": fields.get("CPU(s)", "?"),
+        "l2": fields.get("L2 cache", "?"),
+        "hypervisor": fields.get("Hypervisor vendor", "none"),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": _run(["git", "rev-parse", "--short", "HEAD"]).strip(),
+        "dirty": bool(_run(["git", "status", "--porcelain", "--untracked-files=no"]).strip()),
+        "packages": versions,
+    }
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ""
+
+
+def cell_key(series: str, mode: str, rows: int, load: float) -> str:
+    return f"{series}|{mode}|{rows}|{round(load)}"
+
+
+def pool(cells: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each cell's rounds as one: latencies concatenated, rps = OK calls / summed windows."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c in cells:
+        load = c["concurrency"] if c["mode"] == "closed" else c["rate"]
+        groups[cell_key(c["series"], c["mode"], c["rows"], load)].append(c)
+    out = {}
+    for key, group in groups.items():
+        latencies = np.concatenate([np.load(c["latencies_file"]) for c in group])
+        window = sum(c["window_s"] for c in group)
+        errors: Counter[str] = Counter()
+        for c in group:
+            errors.update(c["errors"])
+        first = group[0]
+        pooled: dict[str, Any] = {
+            "series": first["series"],
+            "mode": first["mode"],
+            "rows": first["rows"],
+            "load": first["concurrency"] if first["mode"] == "closed" else first["rate"],
+            "rounds": len(group),
+            "ok": int(latencies.size),
+            "sent": sum(c["sent"] for c in group),
+            "rps": latencies.size / window if window else 0.0,
+            "rps_rounds": [round(c["rps"]) for c in group],
+            "latency_us": percentiles_us(latencies),
+            "errors": dict(errors),
+            "error_count": sum(errors.values()),
+            "server_cpu_util": _mean(c["server_cpu_util"] for c in group),
+            "driver_cpu_util": _mean(c["driver_cpu_util"] for c in group),
+            "loadavg": _mean(c["loadavg"] for c in group),
+        }
+        if "answering_s" in first:
+            answering = sum(c["answering_s"] for c in group)
+            pooled["answered_rps"] = latencies.size / answering if answering else 0.0
+        if "send_lag_us" in first:
+            pooled["send_lag_us"] = {
+                "p50": _mean(c["send_lag_us"]["p50"] for c in group),
+                "p99": max((c["send_lag_us"]["p99"] or 0) for c in group),
+            }
+        if "batching" in first:
+            batches = sum(c["batching"]["batches"] for c in group)
+            pooled["batching"] = {
+                name: sum(c["batching"][name] * c["batching"]["batches"] for c in group) / batches
+                if batches
+                else 0.0
+                for name in (
+                    "rows_per_batch",
+                    "requests_per_batch",
+                    "compute_us_per_batch",
+                    "queue_wait_us_mean",
+                )
+            }
+        out[key] = pooled
+    return out
+
+
+def _mean(values: Any) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def peak_rps(cells: list[dict[str, Any]], series: str) -> dict[int, float]:
+    """A series' best pooled closed-loop rps per request size (for "constant": the ceiling)."""
+    best: dict[int, float] = {}
+    chosen = [c for c in cells if c["series"] == series and c["mode"] == "closed"]
+    for p in pool(chosen).values():
+        best[p["rows"]] = max(best.get(p["rows"], 0.0), p["rps"])
+    return best
+
+
+def _target(rows: int, target: str, measured: str, ratio: str, met: bool) -> dict[str, Any]:
+    return {"rows": rows, "target": target, "measured": measured, "ratio": ratio, "met": met}
+
+
+def targets(pooled: dict[str, dict[str, Any]], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with its measured numbers, ratio and verdict, per row size."""
+
+    def get(series: str, rows: int, c: int) -> dict[str, Any] | None:
+        return pooled.get(cell_key(series, "closed", rows, c))
+
+    out = []
+    c32 = TARGET_CONCURRENCY
+    for rows in (1, 16):
+        fg, ceiling, naive = (get(s, rows, c32) for s in ("forestgate", "constant", "naive"))
+        if fg and ceiling:
+            ratio = fg["rps"] / ceiling["rps"]
+            out.append(_target(
+                rows, f"rps at {c32} in flight >= {CEILING_RATIO:.0%} of the ceiling",
+                f"{fg['rps']:.0f} vs {ceiling['rps']:.0f} rps", f"{ratio:.2f}",
+                ratio >= CEILING_RATIO,
+            ))  # fmt: skip
+        if fg and naive:
+            ratio = fg["rps"] / naive["rps"]
+            out.append(_target(
+                rows, f"rps at {c32} in flight >= {NAIVE_RATIO:.0f}x naive",
+                f"{fg['rps']:.0f} vs {naive['rps']:.0f} rps", f"{ratio:.2f}x", ratio >= NAIVE_RATIO,
+            ))  # fmt: skip
+        pairs = []
+        for c in run["concurrency"]:
+            f, n = get("forestgate", rows, c), get("naive", rows, c)
+            if f and n and f["latency_us"]["p99"] and n["latency_us"]["p99"]:
+                pairs.append((c, f["latency_us"]["p99"], n["latency_us"]["p99"]))
+        if pairs:
+            out.append(_target(
+                rows, "p99 below naive at every concurrency",
+                "; ".join(f"{c}: {a:,.0f} vs {b:,.0f} us" for c, a, b in pairs),
+                ", ".join(f"{a / b:.2f}" for _, a, b in pairs), all(a < b for _, a, b in pairs),
+            ))  # fmt: skip
+        on, off = get("forestgate", rows, 1), get("forestgate_off", rows, 1)
+        if on and off and on["latency_us"]["p50"] and off["latency_us"]["p50"]:
+            a, b = on["latency_us"]["p50"], off["latency_us"]["p50"]
+            out.append(_target(
+                rows, f"at 1 in flight, batching adds <= {BATCH_P50_BUDGET_US:.0f} us to p50",
+                f"p50 {a:.0f} us on vs {b:.0f} us off", f"{a - b:+.0f} us",
+                a - b <= BATCH_P50_BUDGET_US,
+            ))  # fmt: skip
+    return out
+
+
+def user_target(pooled: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Sub-millisecond p99 at moderate load on one core (1-row requests, open loop)."""
+    fg = [p for p in pooled.values() if p["series"] == "forestgate" and p["rows"] == 1]
+    closed = [p for p in fg if p["mode"] == "closed"]
+    opened = sorted((p for p in fg if p["mode"] == "open"), key=lambda p: p["load"])
+    peak = max((p["rps"] for p in closed), default=0.0)
+
+    def sub_ms(p: dict[str, Any]) -> bool:
+        return p["latency_us"]["p99"] is not None and p["latency_us"]["p99"] < SUB_MS_US
+
+    chosen = min(opened, key=lambda p: abs(p["load"] - MODERATE_SHARE * peak), default=None)
+    fast = [p["load"] for p in opened if sub_ms(p)]
+    return {
+        "peak_rps": peak,
+        "moderate_rate": chosen["load"] if chosen else None,
+        "moderate_p99_us": chosen["latency_us"]["p99"] if chosen else None,
+        "moderate_p50_us": chosen["latency_us"]["p50"] if chosen else None,
+        "met": bool(chosen and sub_ms(chosen)),
+        "max_sub_ms_rate": max(fast) if fast else None,
+        "closed_sub_ms": sorted(
+            (p["rows"], p["load"])
+            for p in pooled.values()
+            if p["series"] == "forestgate" and p["mode"] == "closed" and sub_ms(p)
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------------ profile
+
+IDLE_LEAVES = ("epoll_wait", "epoll_pwait", "poll ", "select", "pthread_cond", "futex", "sem_wait")
+SYSCALL_LEAVES = ("sendmsg", "recvmsg", "recv ", "read ", "write ", "getpid", "syscall", "eventfd")
+CATEGORIES = (  # the innermost frame that matches one of these names the sample's category
+    ("engine (compiled model .so)", ("predict_unit", "forestgate_predict", "xgb_med-")),
+    ("metrics (prometheus_client)", ("prometheus_client",)),
+    ("protobuf", ("protobuf", "upb", "_message.")),
+    ("numpy", ("numpy",)),
+    ("ForestGate Python (server/, compiler/)", ("(server/", "(compiler/", "(forestgate/")),
+    ("gRPC (aio Python, Cython, C core)", ("grpc",)),
+    ("event loop (uvloop, asyncio)", ("uvloop", "asyncio", "loop.c", "uv_", "task_", "Task")),
+)
+FG_FUNCTIONS = (  # substrings of py-spy frame names; a sample counts once per entry
+    "wrapper (server/status.py)",
+    "ModelInfer (server/servicer.py)",
+    "decode_infer_request (server/codec.py)",
+    "_deadline_ns (server/servicer.py)",
+    "MicroBatcher.submit (server/batcher.py)",
+    "MicroBatcher._dispatch (server/batcher.py)",
+    "MicroBatcher._form_batch (server/batcher.py)",
+    "MicroBatcher._execute (server/batcher.py)",
+    "CompiledModel.predict (compiler/runtime.py)",
+    "BatchMetrics.on_batch (server/metrics.py)",
+    "encode_infer_response (server/codec.py)",
+    "prometheus_client",
+)
+
+
+def _frame(f: str) -> str:
+    return re.sub(r":\d+\)$", ")", f)
+
+
+def _category(frames: list[str]) -> str:
+    for f in reversed(frames):
+        for name, needles in CATEGORIES:
+            if any(needle in f for needle in needles):
+                return name
+    return "other"
+
+
+def summarize_profile(stacks: str) -> dict[str, Any]:
+    """py-spy raw stacks -> where the event-loop thread's busy time goes."""
+    total = main = idle = 0
+    categories: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    for line in stacks.splitlines():
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame(f) for f in stack.split(";")]
+        if not any(f.startswith("<module>") for f in frames):
+            continue
+        main += n
+        leaf = frames[-1]
+        if leaf.startswith(IDLE_LEAVES) or leaf.startswith("poll ("):
+            idle += n
+            continue
+        leaves[leaf] += n
+        for pattern in FG_FUNCTIONS:
+            if any(pattern in f for f in frames):
+                inclusive[pattern] += n
+        if leaf.startswith(SYSCALL_LEAVES):
+            # Attribute a system call to whoever made it, looking past asyncio's C helpers.
+            callers = [
+                f for f in frames if "_asynciomodule" not in f and "get_running_loop" not in f
+            ]
+            category = _category(callers)
+            call = leaf.split(" ")[0]
+            if any(f.startswith("eventfd_write") for f in frames):
+                call = "eventfd write, waking gRPC's threads"
+            elif call == "getpid" and any("get_running_loop" in f for f in frames):
+                call = "getpid from asyncio get_running_loop"
+            category = f"system call {call} (from {category.split(' (')[0]})"
+        else:
+            category = _category(frames)
+        categories[category] += n
+    busy = max(main - idle, 1)
+    return {
+        "samples": total,
+        "main_samples": main,
+        "main_idle_share": idle / main if main else 0.0,
+        "categories": [(k, v / busy) for k, v in categories.most_common()],
+        "top_self": [(k, v / busy) for k, v in leaves.most_common(20)],
+        "forestgate_inclusive": [(f, inclusive[f] / busy) for f in FG_FUNCTIONS],
+    }
+
+
+# ------------------------------------------------------------------------------------ output
+
+
+def finish(results: dict[str, Any], out_dir: Path) -> None:
+    """Judge the targets, summarise the profile, write server.json and server.png."""
+    profile = results.get("profile", {})
+    if "stacks" in profile:
+        profile["summary"] = summarize_profile(profile.pop("stacks"))
+    results["targets"] = targets(results["pooled"], results["run"])
+    results["user_target"] = user_target(results["pooled"])
+    (out_dir / "server.json").write_text(json.dumps(results, indent=1, default=str))
+    plot(results, out_dir / "server.png")
+
+
+def _series_cells(pooled: Any, series: str, mode: str, rows: int) -> list[dict[str, Any]]:
+    chosen = [
+        p for p in pooled if p["series"] == series and p["mode"] == mode and p["rows"] == rows
+    ]
+    return sorted(chosen, key=lambda p: p["load"])
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pooled = list(results["pooled"].values())
+    concurrency = results["run"]["concurrency"]
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    for r, rows in enumerate((1, 16)):
+        rps_ax, p99_ax, open_ax = axes[r]
+        for series, color in COLORS.items():
+            style = {"color": color, "label": LABELS[series], "marker": "o"}
+            closed = _series_cells(pooled, series, "closed", rows)
+            if closed:
+                xs = [p["load"] for p in closed]
+                rps_ax.plot(xs, [p["rps"] for p in closed], **style)
+                p99_ax.plot(xs, [p["latency_us"]["p99"] for p in closed], **style)
+            opened = _series_cells(pooled, series, "open", rows)
+            if opened:
+                xs = [p["load"] for p in opened]
+                open_ax.plot(xs, [p["latency_us"]["p99"] for p in opened], **style)
+        what = f"{rows}-row requests"
+        rps_ax.set(title=f"{what}: closed-loop throughput", ylabel="rps", ylim=(0, None))
+        p99_ax.set(title=f"{what}: closed-loop p99", ylabel="p99 (us)", yscale="log")
+        open_ax.set(title=f"{what}: open-loop p99 (from scheduled send)", yscale="log")
+        open_ax.set(xlabel="offered rate (calls/s)", ylabel="p99 (us)")
+        for ax in (rps_ax, p99_ax):
+            ax.set(xlabel="calls in flight", xscale="log")
+            ax.set_xticks(concurrency, [str(c) for c in concurrency])
+        for ax in (p99_ax, open_ax):
+            ax.axhline(SUB_MS_US, color="k", lw=0.6, ls=":")
+        for ax in axes[r]:
+            ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    env, run = results["environment"], results["run"]
+    fig.suptitle(
+        f"ForestGate server benchmark: servers on core {run['server_core']}, driver on core "
+        f"{run['driver_core']}; {env['cpu']}; commit {env['commit']}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
