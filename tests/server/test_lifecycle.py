@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
-from tests.server.conftest import NUM_FEATURES, rows
+from tests.server.conftest import rows
 
 FORESTGATE = str(Path(sys.executable).with_name("forestgate"))
 
@@ -334,4 +334,3 @@ def test_invalid_setting_fails_at_start_naming_it(model_repository):
     )  # fmt: skip
     assert env_result.returncode == 2
     assert "FORESTGATE_PORT" in env_result.stderr
-    assert NUM_FEATURES == 8
