@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import platform
 import re
-import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import lscpu, package_versions, run
 
 from forestgate.compiler import codegen
 
@@ -44,17 +43,8 @@ BENCHMARKED = ("compiler", "forestgate", "bench/engine.py", "bench/engine_*.py")
 
 def environment() -> dict[str, Any]:
     """Machine, commit and package versions, for the report header."""
-    lscpu = _run(["lscpu"])
-    fields = {}
-    for line in lscpu.splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    fields = lscpu()
+    versions = package_versions(PACKAGES)
     return {
         "cpu": fields.get("Model name", "?"),
         "cpus": fields.get("CPU(s)", "?"),
@@ -65,19 +55,12 @@ def environment() -> dict[str, Any]:
         "hypervisor": fields.get("Hypervisor vendor", "none"),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "gcc": _run(["gcc", "--version"]).splitlines()[0],
-        "commit": _run(["git", "rev-parse", "--short", "HEAD"]).strip(),
+        "gcc": run(["gcc", "--version"]).splitlines()[0],
+        "commit": run(["git", "rev-parse", "--short", "HEAD"]).strip(),
         # Only what this benchmark runs counts: others commit to the same tree concurrently.
-        "dirty": bool(_run(["git", "status", "--porcelain", "--", *BENCHMARKED]).strip()),
+        "dirty": bool(run(["git", "status", "--porcelain", "--", *BENCHMARKED]).strip()),
         "packages": versions,
     }
-
-
-def _run(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return ""
 
 
 def us(v: float) -> str:

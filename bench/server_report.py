@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import platform
 import re
-import subprocess
 from collections import Counter, defaultdict
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from driver import percentiles_us
+from machine import lscpu, package_versions, run
 
 LABELS = {
     "forestgate": "ForestGate, batching on",
@@ -44,16 +43,8 @@ MODERATE_SHARE = 0.5  # "moderate load": at most half of what ForestGate sustain
 
 
 def environment() -> dict[str, Any]:
-    fields = {}
-    for line in _run(["lscpu"]).splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    fields = lscpu()
+    versions = package_versions(PACKAGES)
     return {
         "cpu": fields.get("Model name", "?"),
         "cpus": fields.get("CPU(s)", "?"),
@@ -61,17 +52,10 @@ def environment() -> dict[str, Any]:
         "hypervisor": fields.get("Hypervisor vendor", "none"),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "commit": _run(["git", "rev-parse", "--short", "HEAD"]).strip(),
-        "dirty": bool(_run(["git", "status", "--porcelain", "--untracked-files=no"]).strip()),
+        "commit": run(["git", "rev-parse", "--short", "HEAD"]).strip(),
+        "dirty": bool(run(["git", "status", "--porcelain", "--untracked-files=no"]).strip()),
         "packages": versions,
     }
-
-
-def _run(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return ""
 
 
 def cell_key(series: str, mode: str, rows: int, load: float) -> str:
