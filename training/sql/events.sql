@@ -1,0 +1,65 @@
+-- One row per attempt in (ts, attempt_id) order: the request fields features read, the answer
+-- (known from the attempt's own time on) and its classification by the payments core (codes_map).
+-- seq is the position in that order; "before an attempt" means a smaller seq.
+CREATE OR REPLACE TABLE events AS
+SELECT
+    row_number() OVER (ORDER BY epoch_ms(a.ts_utc), a.attempt_id) AS seq,
+    a.attempt_id,
+    a.payment_id,
+    a.parent_attempt_id,
+    epoch_ms(a.ts_utc) AS ts_ms,
+    a.ts_utc,
+    coalesce(nullif(a.par, ''), a.pan_hash) AS card_key,
+    a.bin8,
+    coalesce(b.issuer_id, 'BIN' || a.bin8) AS issuer_id,
+    a.issuer_country,
+    a.merchant_id,
+    a.merchant_country,
+    a.route_id,
+    a.eligible_routes,
+    a.approved,
+    coalesce(NOT a.approved AND m.family = 'insufficient_funds', false) AS nsf,
+    m.family,
+    m.visa_category,
+    a.response_code,
+    a.merchant_advice_code,
+    a.amount_minor,
+    a.currency,
+    a.amount_usd,
+    round(a.amount_minor * mer.gross_margin)::BIGINT AS merchant_value,
+    a.fx_needed,
+    a.months_to_expiry,
+    a.attempt_no,
+    a.is_retry,
+    a.retry_kind,
+    a.decided_by,
+    a.route_propensity,
+    a.delay_propensity,
+    a.local_hour,
+    a.dow,
+    a.dom,
+    a.brand,
+    a.funding,
+    a.product_tier,
+    a.is_commercial,
+    a.mcc,
+    a.channel,
+    a.cit_mit,
+    a.cof_type,
+    a.is_initial_cof,
+    a.network_token,
+    a.three_ds,
+    a.challenge,
+    a.sca_exemption,
+    a.cvv_present,
+    a.avs_provided,
+    a.customer_in_session,
+    a.credential_changed,
+    a.ip_country,
+    a.is_cross_border
+FROM attempts AS a
+LEFT JOIN bins AS b ON b.bin8 = a.bin8
+LEFT JOIN merchants AS mer ON mer.merchant_id = a.merchant_id
+LEFT JOIN codes_map AS m
+    ON m.brand = a.brand AND m.response_code = a.response_code
+    AND m.utc_date = CAST(a.ts_utc AS DATE);
