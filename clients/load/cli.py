@@ -26,9 +26,9 @@ Without --proto or --protoset the method comes from server reflection (v1, then 
 -d is JSON (an array is sent round-robin) and may use ghz's {{.RequestNumber}}, {{.UUID}}, ...
 --rps or --load-schedule step/line runs an open loop: latency counts from each call's
 scheduled send time, so a stalled server shows instead of being hidden. --procs N spreads the
-load over N processes. -O summary|json|pretty|csv|html; our extra numbers (p99.9, intended
-vs actual rate) are under the "forestgate" key. --config FILE takes the long flag names as keys;
-flags given on the command line win over it.
+load over N processes. -O summary|json|pretty|csv|html; our extra numbers (p99.9, the tool's
+own CPU, intended vs actual rate) are under the "forestgate" key. --config FILE takes the long
+flag names as keys; flags given on the command line win over it.
 """
 
 

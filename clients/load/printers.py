@@ -92,12 +92,15 @@ def summary(report: Report) -> str:
         rows = [(f"  [{n}]", text) for text, n in report.error_distribution.items()]
         out.append("Error distribution:\n" + tabwriter(rows))
     out.append("\n")
-    out.append(additions_text(report.forestgate))
+    out.append(additions_text(report.forestgate, report.total_ns))
     return "".join(out)
 
 
-def additions_text(extra: dict[str, Any]) -> str:
+def additions_text(extra: dict[str, Any], total_ns: int) -> str:
     lines = ["ForestGate:\n", f"  99.9 % in {nano_unit(int(extra['p99.9']))}\n"]
+    if total_ns > 0 and "cpu" in extra:
+        share = extra["cpu"] / total_ns
+        lines.append(f"  Load CPU:\t{nano_unit(int(extra['cpu']))} ({share:.0%} of one core)\n")
     if extra.get("openLoop"):
         lines.append(f"  Intended rate:\t{extra['intendedRps']:4.2f} rps\n")
         lines.append(f"  Actual rate:\t{extra['actualRps']:4.2f} rps\n")

@@ -114,6 +114,7 @@ def merge(results: list[RunResult], *, start_wall_ns: int) -> RunResult:
         last_due_ns=max(r.last_due_ns for r in results),
         procs=len(results),
         failure=next((r.failure for r in results if r.failure), ""),
+        cpu_ns=sum(r.cpu_ns for r in results),
     )
 
 

@@ -169,13 +169,15 @@ def additions(
     count: int,
     total_s: float,
 ) -> dict[str, Any]:
-    """What ghz does not report: p99.9, and for open loop the intended against the actual rate
-    and how late the tool itself sent (if that grows, the tool is the bottleneck)."""
+    """What ghz does not report: p99.9; the CPU the tool itself used over the run (ns, all its
+    threads and processes: near one core per process means the tool may be the bottleneck);
+    and for open loop the intended against the actual rate and how late the tool sent."""
     out: dict[str, Any] = {
         "p99.9": go_duration(percentile(ok_s, 99.9)) if len(ok_s) else 0,
         "openLoop": result.open_loop,
         "latencyFrom": "scheduled send time" if result.open_loop else "send time",
         "procs": result.procs,
+        "cpu": result.cpu_ns,
     }
     if result.open_loop:
         rate = RateSchedule.from_options(options)

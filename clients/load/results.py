@@ -162,3 +162,4 @@ class RunResult:
     last_due_ns: int  # open loop: the latest due time handed out (offset from start)
     procs: int = 1
     failure: str = ""  # a client-side error that ended the run (then no report)
+    cpu_ns: int = 0  # CPU the load process(es) used from start to finish, all threads

@@ -124,6 +124,7 @@ class Runner:
             await asyncio.sleep(max(0, start_ns - clock()) / 1e9)
         self.start_ns = start_ns or clock()
         start_wall_ns = time.time_ns() - (clock() - self.start_ns)
+        start_cpu_ns = time.process_time_ns()
         limit_handle = None
         if self.o.time_limit_ns:
             left_s = (self.start_ns + self.o.time_limit_ns - clock()) / 1e9
@@ -143,6 +144,7 @@ class Runner:
             await done
         finally:
             finish_ns = clock()
+            cpu_ns = time.process_time_ns() - start_cpu_ns
             schedule.cancel()
             if limit_handle is not None:
                 limit_handle.cancel()
@@ -158,6 +160,7 @@ class Runner:
             scheduled=self._scheduled,
             last_due_ns=self._last_due_ns,
             failure=self.failure,
+            cpu_ns=cpu_ns,
         )
 
     def stop(self, reason: str) -> None:

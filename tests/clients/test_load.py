@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
 import signal
 import subprocess
 import time
@@ -49,6 +51,18 @@ def test_reflection_run_reports_ghz_json_with_exact_counts(load_server):
     assert report["histogram"][0]["mark"] == pytest.approx(report["fastest"] / 1e9, abs=1e-9)
     assert report["forestgate"]["openLoop"] is False
     assert report["forestgate"]["p99.9"] <= report["slowest"]
+
+
+def test_the_tools_own_cpu_covers_the_run_only(load_server):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = load_json(load_server.address, "-z", "400ms", "-c", "4", "--duration-stop", "ignore")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    whole_ns = 1e9 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    cpu = report["forestgate"]["cpu"]
+    # Busy sending for the whole run, but without start-up, schema and report: less than the
+    # process's own total, and at most every core for the run's length.
+    assert 0.05 * report["total"] < cpu < whole_ns
+    assert cpu <= (os.cpu_count() or 1) * report["total"] * 1.05
 
 
 def test_pretty_is_the_same_report_indented(load_server):
@@ -157,6 +171,7 @@ def test_procs_merge_every_call_into_one_report(load_server):
     ghz_format.parse(report, extra_keys=EXTRA)
     assert report["count"] == 200 and report["statusCodeDistribution"] == {"OK": 200}
     assert report["forestgate"]["procs"] == 2
+    assert report["forestgate"]["cpu"] > 0  # both processes' CPU, summed
     stamps = [d["timestamp"] for d in report["details"]]
     assert len(stamps) == 200
 

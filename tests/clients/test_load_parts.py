@@ -224,6 +224,22 @@ def test_summary_text_is_ghz_layout():
     assert "\n\nStatus code distribution:\n  [OK]   3 responses   \n\n\nForestGate:\n" in text
 
 
+def test_the_tools_own_cpu_is_reported_and_summed_over_processes():
+    from dataclasses import replace
+
+    from forestgate.clients.load.processes import merge
+
+    result = replace(run_result([1_000_000] * 4, total_ns=2_000_000_000), cpu_ns=1_500_000_000)
+    report = build_report(result, LoadOptions(call="a.B/C", host="h:1"))
+    assert report.forestgate["cpu"] == 1_500_000_000
+    assert "\nForestGate:\n  99.9 % in 1.00 ms\n  Load CPU:\t1.50 s (75% of one core)\n" in (
+        summary(report)
+    )
+    ghz_format.parse(json.loads(report_json(report)), extra_keys=("forestgate",))
+    other = replace(run_result([2_000_000]), cpu_ns=700_000_000)
+    assert merge([result, other], start_wall_ns=0).cpu_ns == 2_200_000_000
+
+
 def test_printer_helpers():
     assert [nano_unit(v) for v in (9999, 10_000, 999_999_999, 1_500_000_000)] == [
         "9999 ns", "0.01 ms", "1000.00 ms", "1.50 s"]  # fmt: skip
