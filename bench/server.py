@@ -1,10 +1,13 @@
 """Server benchmark: ForestGate over gRPC against the transport ceiling and a naive XGBoost server.
 
-Every server is its own process pinned to core 0; the load comes from bench/driver.py pinned to
-core 1. Closed loop (1, 8, 32, 128 calls in flight) and open loop (fixed rates, as fractions of
-ForestGate's measured closed-loop peak), 1-row and 16-row requests, all servers interleaved
-cell by cell and round by round, so every ratio compares numbers taken minutes apart at most.
-Then py-spy samples ForestGate at 32 in flight. Writes bench/results/server.{md,json,png}.
+Every server is its own process pinned to core 0; the load comes from `forestgate load` (the
+project's ghz-compatible load tool, clients/load/) pinned to core 1: a short warm-up run, then
+the measured run, whose ghz JSON report (with every call's latency and status, and the tool's
+own CPU) is read back. Closed loop (1, 8, 32, 128 calls in flight) and open loop (fixed rates,
+as fractions of ForestGate's measured closed-loop peak), 1-row and 16-row requests, all servers
+interleaved cell by cell and round by round, so every ratio compares numbers taken minutes
+apart at most. Then py-spy samples ForestGate at 32 in flight.
+Writes bench/results/server.{md,json,png}.
 Run: .venv/bin/python bench/server.py [--quick]
 """
 
@@ -26,16 +29,33 @@ from pathlib import Path
 from typing import Any
 
 import engine_workload
+import grpc
 import numpy as np
 import server_markdown
 import server_report
+from server_report import percentiles_us
 
+from forestgate.clients.load.results import GO_STATUS
 from forestgate.compiler.pipeline import compile_model
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 FORESTGATE = str(Path(PYTHON).with_name("forestgate"))
-SERVER_CORE, DRIVER_CORE = "0", "1"
+PROTO = str(HERE.parent / "protos" / "inference" / "grpc_service.proto")
+CALL = "inference.GRPCInferenceService/ModelInfer"
+SERVER_CORE, DRIVER_CORE = "0", "1"  # the driver is `forestgate load`
+CONNECTIONS = 4  # HTTP/2 connections per run (fewer when fewer calls are in flight)
+DEADLINE = "2s"  # per call
+REQUEST_POOL = 4096  # distinct requests per size, sent round-robin
+LAG = ("p50", "p99", "max")
+# The flags of every run, as the report quotes them (-z is the warm-up or measured seconds).
+LOAD_FLAGS = {
+    "common": f"--insecure --proto protos/inference/grpc_service.proto --call {CALL} "
+    f"-B <length-delimited requests> -t {DEADLINE} -z <seconds> --duration-stop wait -O json",
+    "closed": f"-c N --connections min(N, {CONNECTIONS})",
+    "open": f"--rps R --async -c {CONNECTIONS} --connections {CONNECTIONS}",
+    "warmup": "the same load with --duration-stop close",
+}
 MODEL = "xgb_med"  # the engine benchmark's realistic model: 300 trees, depth 8, 64 features
 N_TRAIN, N_TEST = 100_000, 20_000  # bench/engine.py's data set, so its cache is reused
 ROWS = (1, 16)
@@ -63,7 +83,7 @@ PROFILE_RATE_HZ = 100
 
 
 class DriverError(RuntimeError):
-    """bench/driver.py failed (e.g. the server did not accept connections)."""
+    """`forestgate load` failed (e.g. the server did not accept connections)."""
 
 
 class ServerProcess:
@@ -172,7 +192,7 @@ class Bench:
     """The running servers and the settings shared by every cell."""
 
     servers: dict[str, ServerProcess]
-    data_file: Path
+    request_files: dict[int, Path]  # rows per request -> length-delimited ModelInferRequests
     workdir: Path
     seconds: float
     warmup_s: float
@@ -183,8 +203,9 @@ class Bench:
     def run_cell(
         self, series: str, rows: int, rnd: int, *, concurrency: int = 0, rate: float = 0.0
     ) -> dict[str, Any]:
-        """One driver run; a server that died or stopped answering is restarted and the cell
-        retried once (the machine is shared, and a process can be killed under us)."""
+        """One cell (warm-up run, then measured run); a server that died or stopped answering
+        is restarted and the cell retried once (the machine is shared, and a process can be
+        killed under us)."""
         server = self.servers[SERIES[series][rows]]
         for attempt in (1, 2):
             if server.proc.poll() is not None:
@@ -204,6 +225,28 @@ class Bench:
         print("  " + note, file=sys.stderr, flush=True)
         self.incidents.append(note)
 
+    def load(
+        self, server: ServerProcess, rows: int, seconds: float, *, concurrency: int, rate: float,
+        stop: str, report: str,
+    ) -> str:  # fmt: skip
+        """One `forestgate load` run on the driver's core, closed loop (-c) or open loop (--rps
+        --async); returns its report in the given format."""
+        cmd = [FORESTGATE, "load", "--insecure", "--proto", PROTO, "--call", CALL,
+               "-B", str(self.request_files[rows]), "-t", DEADLINE, "-z",
+               f"{round(seconds * 1000)}ms", "--duration-stop", stop, "-O", report]  # fmt: skip
+        if concurrency:
+            cmd += ["-c", str(concurrency), "--connections", str(min(CONNECTIONS, concurrency))]
+        else:
+            cmd += ["--rps", str(round(rate)), "--async", "-c", str(CONNECTIONS)]
+            cmd += ["--connections", str(CONNECTIONS)]
+        cmd.append(server.target)
+        if shutil.which("taskset"):
+            cmd = ["taskset", "-c", DRIVER_CORE, *cmd]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise DriverError(f"{' '.join(cmd)}:\n{done.stderr[-1500:]}")
+        return done.stdout
+
     def _run_cell(
         self, series: str, rows: int, rnd: int, *, concurrency: int = 0, rate: float = 0.0
     ) -> dict[str, Any]:
@@ -212,21 +255,26 @@ class Bench:
         # Numbered: a diagnostic rerun of the same cell must not overwrite a round's latencies.
         self.runs += 1
         latencies = self.workdir / f"{self.runs:04d}-{series}-{rows}-{load}-{rnd}.npy"
-        cmd = [
-            PYTHON, str(HERE / "driver.py"), "--target", server.target, "--model", MODEL,
-            "--rows", str(rows), "--data", str(self.data_file), "--seconds", str(self.seconds),
-            "--warmup-s", str(self.warmup_s), "--server-pid", str(server.proc.pid),
-            "--latencies-out", str(latencies), "--timeout-s", "2",
-        ]  # fmt: skip
-        cmd += ["--concurrency", str(concurrency)] if concurrency else ["--rate", str(rate)]
-        if shutil.which("taskset"):
-            cmd = ["taskset", "-c", DRIVER_CORE, *cmd]
+        # Warm-up: the same load, unmeasured; calls in flight at its end are cancelled.
+        self.load(
+            server, rows, self.warmup_s, concurrency=concurrency, rate=rate, stop="close",
+            report="summary",
+        )  # fmt: skip
+        server.settle()
+        # Calls in flight at the time limit are waited for and counted, and the run's length
+        # (the report's total) runs to the last answer: the server's CPU, read around the
+        # whole command, then covers the same calls as the rate (an idle server uses ~0.2%).
         before = server.batch_counters()
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise DriverError(f"{' '.join(cmd)}:\n{done.stderr[-1500:]}")
-        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        cpu_before = server.cpu_s()
+        text = self.load(
+            server, rows, self.seconds, concurrency=concurrency, rate=rate, stop="wait",
+            report="json",
+        )  # fmt: skip
+        server_cpu_s = server.cpu_s() - cpu_before
+        report = json.loads(text)
         after = server.batch_counters()
+        result = cell_from_report(report, rows, concurrency, rate, latencies)
+        result["server_cpu_util"] = server_cpu_s / result["total_s"] if result["total_s"] else None
         if before:
             delta = {k: after[k] - before[k] for k in before}
             batches = delta["forestgate_batch_rows_count"]
@@ -245,6 +293,7 @@ class Bench:
                 "infer_not_ok_counted": delta["infer_not_ok"],
             }
         result |= {"series": series, "round": rnd, "loadavg": os.getloadavg()[0]}
+        result["target"] = server.target
         result["engine_bench_running"] = engine_bench_running()
         result["latencies_file"] = str(latencies)
         result["settle_s"] = server.settle()
@@ -259,6 +308,75 @@ class Bench:
             flush=True,
         )
         return result
+
+
+# Go's status names (ghz's report) -> gRPC Python's, as the report's error counts use them.
+GRPC_STATUS = {GO_STATUS[code.value[0]]: code.name for code in grpc.StatusCode}
+
+
+def cell_from_report(
+    report: dict[str, Any], rows: int, concurrency: int, rate: float, latencies: Path
+) -> dict[str, Any]:
+    """One measured `forestgate load` run (its -O json report) as a cell: rps, percentiles of
+    the OK calls (saved for pooling), counts by status and the tool's own CPU share."""
+    details = report["details"] or []
+    if len(details) != report["count"]:
+        raise RuntimeError(f"report keeps {len(details)} of {report['count']} calls")
+    ok = np.array([d["latency"] for d in details if d["status"] == "OK"], dtype=np.int64)
+    np.save(latencies, ok)
+    errors = {
+        GRPC_STATUS.get(status, status): n
+        for status, n in report["statusCodeDistribution"].items()
+        if status != "OK"
+    }
+    extra = report["forestgate"]
+    total_s = report["total"] / 1e9
+    result: dict[str, Any] = {
+        "mode": "open" if rate else "closed",
+        "rows": rows,
+        "concurrency": concurrency,
+        "rate": rate,
+        "connections": report["options"].get("connections", 1),
+        "end_reason": report.get("endReason", ""),
+        "total_s": total_s,
+        "sent": extra["scheduled"] if rate else report["count"],
+        "ok": int(ok.size),
+        "errors": errors,
+        "error_count": sum(errors.values()),
+        "latency_us": percentiles_us(ok),
+        "driver_cpu_util": extra["cpu"] / report["total"] if report["total"] else None,
+    }
+    if rate:
+        # The window is the scheduled interval; answers may come after it (the run waits for
+        # them), so answered rps (to the last answer) falls below the offered rate when the
+        # server falls behind, even though every call is eventually answered.
+        result["window_s"] = extra["scheduled"] / rate
+        result["answering_s"] = total_s
+        result["answered_rps"] = ok.size / total_s if total_s else 0.0
+        lag = extra.get("sendLag", {})  # over every call, as the tool reports it
+        result["send_lag_us"] = {k: lag[k] / 1e3 if k in lag else None for k in LAG}
+    else:
+        result["window_s"] = total_s
+    result["rps"] = ok.size / result["window_s"] if result["window_s"] else 0.0
+    return result
+
+
+def write_requests(x: np.ndarray, rows: int, path: Path) -> Path:
+    """Length-delimited serialized ModelInferRequests (`forestgate load -B`), each `rows`
+    consecutive real rows as ForestGate's clients send them: one FP32 input, raw contents."""
+    from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
+
+    from forestgate.protos.inference import grpc_service_pb2 as pb
+
+    with path.open("wb") as out:
+        for start in range(0, min(len(x) - rows + 1, REQUEST_POOL * rows), rows):
+            block = np.ascontiguousarray(x[start : start + rows], dtype=np.float32)
+            request = pb.ModelInferRequest(model_name=MODEL)
+            request.inputs.add(name="input__0", datatype="FP32", shape=list(block.shape))
+            request.raw_input_contents.append(block.tobytes())
+            message = request.SerializeToString()
+            out.write(_VarintBytes(len(message)) + message)
+    return path
 
 
 def _fmt(v: float | None, digits: int = 0) -> str:
@@ -354,8 +472,6 @@ def start_servers(model: dict[str, Any]) -> dict[str, ServerProcess]:
 
 def check_answers(servers: dict[str, ServerProcess], model: dict[str, Any]) -> dict[str, float]:
     """Every scoring server must return the same scores as XGBoost for the same rows."""
-    import grpc
-
     from forestgate.protos.inference import grpc_service_pb2 as pb
 
     x = np.load(model["rows_file"])[:16]
@@ -487,7 +603,7 @@ def profile(bench: Bench, seconds: float) -> dict[str, Any]:
         spy_cmd = ["taskset", "-c", DRIVER_CORE, *spy_cmd]
 
     def sample() -> None:
-        time.sleep(bench.warmup_s + 1.0)
+        time.sleep(bench.warmup_s + 1.5)  # the warm-up run and the measured run's start-up
         threads_before = thread_cpu(server.proc.pid)
         done = subprocess.run(spy_cmd, capture_output=True, text=True, check=False)
         threads_after = thread_cpu(server.proc.pid)
@@ -534,6 +650,7 @@ def main() -> None:
     if args.report_from:
         results = json.loads(args.report_from.read_text())
         out_dir = args.out or args.report_from.parent
+        out_dir.mkdir(parents=True, exist_ok=True)
         server_report.plot(results, out_dir / "server.png")
         (out_dir / "server.md").write_text(server_markdown.markdown(results))
         return
@@ -558,7 +675,9 @@ def main() -> None:
     try:
         agreement = check_answers(servers, model)
         costs = component_costs(model, quick)
-        bench = Bench(servers, Path(model["rows_file"]), workdir, seconds, warmup_s)
+        x = np.load(model["rows_file"])
+        request_files = {n: write_requests(x, n, workdir / f"requests-{n}.bin") for n in ROWS}
+        bench = Bench(servers, request_files, workdir, seconds, warmup_s)
         series = list(MAIN_SERIES)
         for rnd in range(rounds):
             print(f"closed loop, round {rnd + 1}/{rounds}", file=sys.stderr, flush=True)
@@ -612,6 +731,7 @@ def main() -> None:
             "forestgate_peak_rps": {str(k): v for k, v in peaks.items()},
             "server_core": SERVER_CORE,
             "driver_core": DRIVER_CORE,
+            "load_flags": LOAD_FLAGS,
             "pinned": bool(shutil.which("taskset")),
             "wall_s": round(time.time() - started),
             "loadavg_start": load_start,

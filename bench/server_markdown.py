@@ -119,8 +119,8 @@ def setup(results: dict[str, Any]) -> list[str]:
     stats, compiler = model["model_stats"], model["compiler"]
     agree = max(results["agreement_max_abs_diff"].values())
     pin = (
-        f"every server pinned to core {run['server_core']} and the driver to core "
-        f"{run['driver_core']} with `taskset`"
+        f"every server pinned to core {run['server_core']} and the driver (`forestgate load`) "
+        f"to core {run['driver_core']} with `taskset`"
         if run["pinned"]
         else "no pinning (taskset missing)"
     )
@@ -130,6 +130,7 @@ def setup(results: dict[str, Any]) -> list[str]:
         f"{k} row(s): {', '.join(f'{r:,.0f}' for r in v)}" for k, v in run["rates"].items()
     )
     settings = run["settings"]
+    flags = run.get("load_flags", {})
     return [
         "## Setup",
         "",
@@ -164,10 +165,16 @@ def setup(results: dict[str, Any]) -> list[str]:
         f"  - **{LABELS['direct']}** (added to split the costs): `bench/baseline.py direct`, the "
         "naive server with `CompiledModel.predict` in place of XGBoost: the same engine as "
         "ForestGate without its batcher, codec checks, metrics or status mapping.",
-        "- Load: `bench/driver.py`, a grpc.aio client on uvloop in its own process: "
-        "pre-serialized requests, identity serializers, up to 4 connections, 2 s deadline per "
-        f"call. Closed loop at {', '.join(map(str, run['concurrency']))} calls in flight. Open "
-        f"loop at {', '.join(f'{x:.0%}' for x in run['rate_fractions'])} of ForestGate's "
+        "- Load: `forestgate load`, the project's ghz-compatible load tool (a grpc.aio client "
+        "on uvloop), one process per run: requests pre-serialized from a file of "
+        "length-delimited ModelInferRequests, identity serializers, up to 4 connections, 2 s "
+        f"deadline per call (`forestgate load {flags.get('common', '')}`: the calls in "
+        "flight at the time limit are waited for and counted, and a run's length runs to the "
+        f"last answer). Closed loop (`{flags.get('closed', '-c N')}`) at "
+        f"{', '.join(map(str, run['concurrency']))} calls in flight. Open loop "
+        f"(`{flags.get('open', '--rps R')}`: each due call is sent at once whatever is in "
+        "flight) at "
+        f"{', '.join(f'{x:.0%}' for x in run['rate_fractions'])} of ForestGate's "
         f"closed-loop peak ({peaks}), the same rates for every server ({rates} calls/s); "
         "latency counts from each call's scheduled send time, so queueing behind a slow "
         "server shows. An open-loop series stops at the first rate it cannot sustain (under "
@@ -178,9 +185,12 @@ def setup(results: dict[str, Any]) -> list[str]:
             if run.get("incidents")
             else []
         ),
-        f"- Each cell: {run['warmup_s']} s warm-up and {run['seconds_per_cell']} s measured in "
-        f"each of {run['rounds']} rounds. Servers are interleaved cell by cell, in reverse order "
-        "every other round; each cell's latencies are pooled over the rounds. Percentiles "
+        f"- Each cell: a {run['warmup_s']} s warm-up run at the same load, then a "
+        f"{run['seconds_per_cell']} s measured run, in each of {run['rounds']} rounds; "
+        "latencies, status counts and the driver's own CPU come from the measured run's JSON "
+        "report (every call's latency is in its `details`). Servers are interleaved cell by "
+        "cell, in reverse order every other round; each cell's latencies are pooled over the "
+        "rounds. Percentiles "
         "are computed as ghz does (the ceil(p*n)-th smallest OK latency). Run time "
         f"{run['wall_s'] / 60:.1f} min.",
         "",
@@ -263,9 +273,11 @@ def closed_tables(results: dict[str, Any]) -> list[str]:
         "",
         *para(
             "rps over the pooled rounds (each round's own rps in brackets); latencies in us. "
-            "CPU is the share of one core used in the measured window (the server's counts "
-            "all its threads). For ForestGate, requests per engine call and engine time per "
-            "call come from its Prometheus histograms (warm-up included)."
+            "CPU is the share of one core over the measured run: the server's is read from "
+            "/proc (all its threads) before and after the run, the driver's is what "
+            "`forestgate load` reports as its own CPU over the run. For ForestGate, requests "
+            "per engine call and engine time per call come from its Prometheus histograms, "
+            "read before and after the measured run."
         ),
     ]
     header = ["server", "in flight", "rps", "p50", "p99", "p99.9", "max", "errors"]
@@ -299,9 +311,10 @@ def open_tables(results: dict[str, Any]) -> list[str]:
         *para(
             "'answered rps' is OK answers per second from the window's start to the last "
             "answer, so it falls below the offered rate when a server falls behind. Send lag "
-            "(scheduled to actually sent) is part of the latency; most of it is the time to "
-            "wake the driver's idle vCPU on this KVM guest. A server missing from a rate had "
-            "already been overloaded at a lower one."
+            "(scheduled to actually sent, over every call, as `forestgate load` reports it) is "
+            "part of the latency; most of it is the time to wake the driver's idle vCPU on "
+            "this KVM guest. A server missing from a rate had already been overloaded at a "
+            "lower one."
         ),
     ]
     header = ["server", "offered /s", "answered rps", "p50", "p99", "p99.9", "max", "errors"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from driver import percentiles_us
+import numpy.typing as npt
 from machine import lscpu, package_versions, run
 
 LABELS = {
@@ -40,6 +40,20 @@ NAIVE_RATIO = 4.0
 BATCH_P50_BUDGET_US = 20.0
 SUB_MS_US = 1000.0
 MODERATE_SHARE = 0.5  # "moderate load": at most half of what ForestGate sustains closed-loop
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+
+
+def percentiles_us(latencies_ns: npt.NDArray[np.int64]) -> dict[str, float | None]:
+    """ghz's percentiles (the ceil(p/100 * n)-th smallest), in microseconds; None if empty."""
+    if latencies_ns.size == 0:
+        return {name: None for name in [*PERCENTILES, "mean", "max"]}
+    values = np.percentile(latencies_ns, list(PERCENTILES.values()), method="inverted_cdf")
+    out: dict[str, float | None] = {
+        name: float(v) / 1e3 for name, v in zip(PERCENTILES, values, strict=True)
+    }
+    out["mean"] = float(latencies_ns.mean()) / 1e3
+    out["max"] = float(latencies_ns.max()) / 1e3
+    return out
 
 
 def environment() -> dict[str, Any]:
