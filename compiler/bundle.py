@@ -1,6 +1,7 @@
 """The model bundle contract: `models/<name>/<version>/` with a native library and manifest.json.
 
-This module reads, writes and checks manifests with the standard library only, because the
+This module reads, writes and checks manifests with the standard library and numpy only (the
+calibration map and reference distributions are checked by their own modules), because the
 server loads bundles and must not import the compiler's training dependencies.
 """
 
@@ -13,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forestgate.compiler.calibration import Calibration
+from forestgate.compiler.reference import Reference
 from forestgate.errors import BundleError
 
 MANIFEST_FILE = "manifest.json"
@@ -127,9 +130,32 @@ class Manifest:
             raise BundleError(f"{where}: field 'library.file' must be a plain file name")
         if not isinstance(data["output"].get("shape"), list):
             raise BundleError(f"{where}: field 'output.shape' is missing or not a list")
+        _check_model_card(data, [f.name for f in features], where)
         known = {f for f in cls.__dataclass_fields__ if f != "features"}
         kwargs = {k: v for k, v in data.items() if k in known}
         return cls(features=tuple(features), **kwargs)
+
+
+def _check_model_card(data: dict[str, Any], feature_names: list[str], where: str) -> None:
+    """The optional calibration map, reference distributions and training metrics: absent or
+    null in older bundles, refused when malformed."""
+    if data.get("calibration") is not None:
+        Calibration.from_dict(data["calibration"], where)
+        if data["task"] != "binary":
+            raise BundleError(
+                f"{where}: field 'calibration' is set, but task is {data['task']!r}; a "
+                "calibration map applies to binary models only"
+            )
+    if data.get("reference") is not None:
+        reference = Reference.from_dict(data["reference"], where)
+        if list(reference.feature_names) != feature_names:
+            raise BundleError(
+                f"{where}: field 'reference.features' names {list(reference.feature_names)}, "
+                f"but the model's features are {feature_names}"
+            )
+    metrics = data.get("training_metrics")
+    if metrics is not None and not isinstance(metrics, dict):
+        raise BundleError(f"{where}: field 'training_metrics' must be an object or null")
 
 
 def read_manifest(bundle_dir: Path) -> Manifest:

@@ -163,7 +163,42 @@ def _print_summary(m: dict[str, Any]) -> None:
     print(f"compiled:     treelite {comp['treelite']}, tl2cgen {comp['tl2cgen']}, "
           f"-{resolved['opt_level']}, parallel_comp={resolved['parallel_comp']}, "
           f"quantize={resolved['quantize']}, {comp['compile_seconds']:.1f} s")  # fmt: skip
+    for label, text in _model_card_lines(m):
+        print(f"{label + ':':<14}{text}")
     print(f"verification: {'passed' if ver['passed'] else 'FAILED'} on {ver['rows']} rows, "
           f"max |diff| {ver['max_abs_diff']:.3g} (atol {ver['atol']:g}, rtol {ver['rtol']:g}; "
           f"NaN {'checked' if ver['nan_checked'] else 'not accepted by source'}, "
           f"inf {ver['inf_checked']})")  # fmt: skip
+
+
+def _model_card_lines(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """Calibration, reference distributions and training metrics, one line each."""
+    from forestgate.compiler.calibration import Calibration
+
+    calibration, reference, metrics = (
+        m.get("calibration"), m.get("reference"), m.get("training_metrics")
+    )  # fmt: skip
+    lines = [("calibration", "none")]
+    if calibration is not None:
+        lines[0] = ("calibration", Calibration.from_dict(calibration, "").describe())
+    lines.append(("reference", "none"))
+    if reference is not None:
+        score = reference["score"]
+        summary = "none finite"
+        if score["quantiles"] is not None:
+            last = reference["quantile_levels"] - 1
+            summary = ", ".join(
+                f"p{pct} {score['quantiles'][round(pct / 100 * last)]:.4g}"
+                for pct in (0, 10, 50, 90, 100)
+            )
+        lines[1] = (
+            "reference",
+            f"{len(reference['features'])} features, {score['count']} rows; "
+            f"score quantiles {summary}",
+        )
+    shown = [
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={json.dumps(value)}"
+        for key, value in (metrics or {}).items()
+    ]
+    lines.append(("metrics", ", ".join(shown) or "none"))
+    return lines

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from forestgate.compiler import codegen, verify
 from forestgate.compiler.bundle import MANIFEST_FILE, Manifest, check_identifier, sha256_file
+from forestgate.compiler.calibration import Calibration
 from forestgate.compiler.features import read_schema, reconcile
+from forestgate.compiler.reference import Reference
 from forestgate.compiler.source import SourceModel, library_versions, load_source
 from forestgate.errors import BundleError, CompileError
 
@@ -45,11 +49,16 @@ def compile_model(
     atol: float = verify.DEFAULT_ATOL,
     rtol: float = verify.DEFAULT_RTOL,
     overwrite: bool = False,
+    calibration: Calibration | None = None,
+    reference: Reference | None = None,
+    training_metrics: dict[str, Any] | None = None,
 ) -> CompileResult:
     """Compile `model` (a file path or framework object) into `repository/name/version/`.
 
     `sample` rows (float32 [n, F], e.g. held-out training data) are added to the verification
-    sample and, with `options.annotate`, drive branch annotation.
+    sample and, with `options.annotate`, drive branch annotation. `calibration` (binary models
+    only), `reference` (over the model's features, in order) and `training_metrics` (any
+    JSON object) are recorded in the manifest as they are.
     """
     options = options or codegen.CompileOptions()
     check_identifier(name, "model name")
@@ -65,6 +74,10 @@ def compile_model(
         schema_path=features,
         model_label=label,
     )
+    card = _model_card(
+        calibration=calibration, reference=reference, training_metrics=training_metrics,
+        task=source.task, feature_names=[f.name for f in feature_list], label=label,
+    )  # fmt: skip
     if sample is not None:
         sample = np.asarray(sample, dtype=np.float32)
         if sample.ndim != 2 or sample.shape[1] != len(feature_list):
@@ -84,7 +97,7 @@ def compile_model(
     try:
         manifest, result = _build(
             source, workdir=workdir, name=name, version=version, features=feature_list,
-            options=options, sample=sample, atol=atol, rtol=rtol, gcc=gcc,
+            options=options, sample=sample, atol=atol, rtol=rtol, gcc=gcc, card=card,
         )  # fmt: skip
         _publish(workdir, destination)
     finally:
@@ -104,6 +117,7 @@ def _build(
     atol: float,
     rtol: float,
     gcc: str,
+    card: dict[str, Any],
 ) -> tuple[Manifest, verify.Verification]:
     stats = codegen.model_stats(source.treelite_model)
     resolved = codegen.resolve_options(options, stats)
@@ -174,9 +188,55 @@ def _build(
             },
         },
         created_at=stamp.isoformat(timespec="seconds"),
+        **card,
     )
     (bundle / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
     return manifest, result
+
+
+def _model_card(
+    *,
+    calibration: Calibration | None,
+    reference: Reference | None,
+    training_metrics: dict[str, Any] | None,
+    task: str,
+    feature_names: list[str],
+    label: str,
+) -> dict[str, Any]:
+    """The manifest's calibration, reference and training_metrics fields, checked before any
+    compile work starts."""
+    if calibration is not None:
+        if not isinstance(calibration, Calibration):
+            raise CompileError(
+                f"calibration: expected a Calibration, got {type(calibration).__name__}"
+            )
+        if task != "binary":
+            raise CompileError(
+                f"calibration: {label} is a {task} model; a calibration map applies to binary "
+                "models only"
+            )
+    if reference is not None:
+        if not isinstance(reference, Reference):
+            raise CompileError(f"reference: expected a Reference, got {type(reference).__name__}")
+        if list(reference.feature_names) != feature_names:
+            raise CompileError(
+                f"reference: fitted on features {list(reference.feature_names)}, but {label} "
+                f"takes {feature_names}"
+            )
+    if training_metrics is not None:
+        if not isinstance(training_metrics, dict):
+            raise CompileError(
+                f"training_metrics: expected a dict, got {type(training_metrics).__name__}"
+            )
+        try:
+            json.dumps(training_metrics, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise CompileError(f"training_metrics: not storable as JSON ({exc})") from None
+    return {
+        "calibration": None if calibration is None else calibration.to_dict(),
+        "reference": None if reference is None else reference.to_dict(),
+        "training_metrics": training_metrics,
+    }
 
 
 def _meaning(source: SourceModel) -> str:

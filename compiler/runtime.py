@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from forestgate.compiler.bundle import Manifest, read_manifest, sha256_file
+from forestgate.compiler.calibration import Calibration
 from forestgate.errors import BundleError, InvalidInput
 
 ABI_VERSION = 1
@@ -38,6 +39,12 @@ class CompiledModel:
         column = manifest.library.get("output_column")
         self._out_col = -1 if column is None else int(column)
         self.output_width = 1 if self._out_col >= 0 else self._outputs_per_row
+        # Checked when the manifest was read; None for models without a calibration map.
+        self.calibration: Calibration | None = (
+            None
+            if manifest.calibration is None
+            else Calibration.from_dict(manifest.calibration, str(bundle_dir / "manifest.json"))
+        )
         self._library: ctypes.CDLL | None = library
         fn = getattr(library, ENTRY_POINT)
         fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
@@ -154,6 +161,24 @@ class CompiledModel:
         if status != 0:
             raise MemoryError(f"{self.name}/{self.version}: native predict could not allocate")
         return out
+
+    def calibrate(self, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The calibration map applied to `predict`'s output: float32 of the same shape."""
+        return self._calibration_map().apply(scores).astype(np.float32)
+
+    def predict_calibrated(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Calibrated probability of the positive class, float32 [n]; binary models with a
+        calibration map only (`predict` stays the raw library output)."""
+        calibration = self._calibration_map()
+        return calibration.apply(self.predict(x)).astype(np.float32)
+
+    def _calibration_map(self) -> Calibration:
+        if self.calibration is None:
+            raise InvalidInput(
+                f"{self.name}/{self.version}: no calibration map (manifest field 'calibration' "
+                "is null)"
+            )
+        return self.calibration
 
     def self_check(self) -> int:
         """Re-score the rows stored in the manifest at compile time and demand the same bits.

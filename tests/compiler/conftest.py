@@ -1,16 +1,21 @@
 """Compiler fixtures: every source of tests/sources.py as a parameter, the LightGBM model with a
--1e-35 split, and throw-away copies of a compiled bundle for the tests that damage one."""
+-1e-35 split, a bundle with a calibration map and reference distributions, and throw-away copies
+of compiled bundles for the tests that damage one."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.sources import RECIPES, Case
+from forestgate.compiler.calibration import Calibration
+from forestgate.compiler.reference import Reference
+from tests.sources import RECIPES, Case, Rows
 
 
 @pytest.fixture(scope="session", params=sorted(RECIPES))
@@ -32,4 +37,45 @@ def bundle_copy(tmp_path: Path, reference_bundle: Path) -> Path:
     """A private copy of the reference bundle at <tmp>/repository/<name>/<version>."""
     destination = tmp_path / "repository" / reference_bundle.parent.name / reference_bundle.name
     shutil.copytree(reference_bundle, destination)
+    return destination
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """The XGBoost binary model compiled again with an isotonic map (fitted by scikit-learn on
+    its compiled outputs), reference distributions and training metrics."""
+
+    bundle_dir: Path
+    isotonic: Any
+    calibration: Calibration
+    reference: Reference
+    metrics: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def calibrated(
+    compiled_case: Callable[[str], Case], rows: Rows, session_repository: Path
+) -> Calibrated:
+    from sklearn.isotonic import IsotonicRegression
+
+    from forestgate.compiler.pipeline import compile_model
+
+    case = compiled_case("xgboost-json")
+    p = case.compiled.predict(rows.x).astype(np.float64)
+    isotonic = IsotonicRegression(out_of_bounds="clip").fit(p, rows.binary)
+    calibration = Calibration.from_sklearn(isotonic)
+    reference = Reference.fit(rows.x, p, case.trained.feature_names)
+    metrics = {"auc": 0.8125, "rows": int(p.size), "split": {"train": 0.8, "test": 0.2}}
+    result = compile_model(
+        case.trained.model, name="calibrated", version="1", repository=session_repository,
+        calibration=calibration, reference=reference, training_metrics=metrics,
+    )  # fmt: skip
+    return Calibrated(result.bundle_dir, isotonic, calibration, reference, metrics)
+
+
+@pytest.fixture
+def calibrated_copy(tmp_path: Path, calibrated: Calibrated) -> Path:
+    """A private copy of the calibrated bundle, for the tests that damage its manifest."""
+    destination = tmp_path / "repository" / "calibrated" / "1"
+    shutil.copytree(calibrated.bundle_dir, destination)
     return destination
