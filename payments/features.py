@@ -135,8 +135,8 @@ _SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("issuer_route_attempts_7d", "issuer x route attempts over 7 d"),
     FeatureSpec("bin_route_rate_7d", "BIN x route smoothed approval rate over 7 d"),
     FeatureSpec("decline_code", "response code of the decline being retried", "DECLINE_CODES"),
-    FeatureSpec("visa_category", "Visa category of that decline, NaN for other networks"),
-    FeatureSpec("advice_code", "Mastercard advice code of that decline as an integer"),
+    FeatureSpec("decline_visa_category", "Visa category of that decline, NaN for other networks"),
+    FeatureSpec("decline_advice_code", "Mastercard advice code of that decline as an integer"),
     FeatureSpec("decline_family_code", "decline family from the payments core", "FAMILIES"),
     FeatureSpec("advice_wait_h", "hours the advice code forbids a retry, 0 if none"),
     FeatureSpec("attempts_so_far", "the payment's attempts up to the decline"),
@@ -188,7 +188,8 @@ _ROUTE = (
     *("issuer_route_attempts_7d", "bin_route_rate_7d"),
 )
 _DECLINE = (
-    *("decline_code", "visa_category", "advice_code", "decline_family_code", "advice_wait_h"),
+    *("decline_code", "decline_visa_category", "decline_advice_code", "decline_family_code"),
+    "advice_wait_h",
     *("attempts_so_far", "hours_since_first_decline", "delay_h"),
 )
 APPROVAL_FEATURES: tuple[str, ...] = (*_REQUEST, *_CARD, *_CALENDAR, "merchant_rate_7d", *_ROUTE)
@@ -433,8 +434,10 @@ class FeatureState:
         first = pay.first_decline_ms
         values.update(
             decline_code=self._index("DECLINE_CODES", d.code),
-            visa_category=math.nan if d.visa_category is None else float(d.visa_category),
-            advice_code=float(int(d.advice)) if d.advice and d.advice.isdigit() else math.nan,
+            decline_visa_category=math.nan if d.visa_category is None else float(d.visa_category),
+            decline_advice_code=float(int(d.advice))
+            if d.advice and d.advice.isdigit()
+            else math.nan,
             decline_family_code=self._index("FAMILIES", d.family.value),
             advice_wait_h=0.0 if wait is None else wait.total_seconds() / 3600,
             attempts_so_far=float(pay.attempts),

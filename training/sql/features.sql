@@ -124,8 +124,8 @@ SELECT
     (br_h + {pair_w} * issuer_route_rate) / (br_n + {pair_w}) AS bin_route_rate_7d,
     -- the decline being retried (retry rows; ctx is the decline)
     list_position({DECLINE_CODES}, response_code) - 1 AS decline_code,
-    visa_category::DOUBLE AS visa_category,
-    TRY_CAST(merchant_advice_code AS DOUBLE) AS advice_code,
+    visa_category::DOUBLE AS decline_visa_category,
+    TRY_CAST(merchant_advice_code AS DOUBLE) AS decline_advice_code,
     list_position({FAMILIES}, family) - 1 AS decline_family_code,
     coalesce(advice_wait_s, 0) / {hour_s} AS advice_wait_h,
     payment_attempts::DOUBLE AS attempts_so_far,
