@@ -1,8 +1,11 @@
 """Codec: Open Inference Protocol messages <-> numpy arrays, with every shape and type check.
 
 Names follow Triton's FIL backend (`input__0`, `output__0`), so tritonclient code written for a
-Triton tree model works unchanged. Raw tensors are read with np.frombuffer: no copy, no Python
-lists. Every error is an InvalidInput naming the tensor or parameter and what was expected.
+Triton tree model works unchanged. A binary model with a calibration map has a second output,
+`probability`, the calibrated probability; as in Triton, a request that names no outputs gets
+them all, and one that names some gets just those. Raw tensors are read with np.frombuffer: no
+copy, no Python lists. Every error is an InvalidInput naming the tensor or parameter and what
+was expected.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from forestgate.protos.inference import grpc_service_pb2 as pb
 
 INPUT_NAME = "input__0"
 OUTPUT_NAME = "output__0"
+PROBABILITY_NAME = "probability"
+RAW_OUTPUTS = (OUTPUT_NAME,)
+CALIBRATED_OUTPUTS = (OUTPUT_NAME, PROBABILITY_NAME)
 DATATYPE = "FP32"
 _F32 = np.dtype("<f4")
 _ALLOWED_PARAMETERS = {
@@ -30,12 +36,18 @@ _ALLOWED_PARAMETERS = {
 class DecodedRequest:
     rows: npt.NDArray[np.float32]
     timeout_us: int | None
+    outputs: tuple[str, ...] = RAW_OUTPUTS  # what to return, in order
 
 
 def decode_infer_request(
-    request: pb.ModelInferRequest, *, num_features: int, max_rows: int
+    request: pb.ModelInferRequest,
+    *,
+    num_features: int,
+    max_rows: int,
+    outputs: tuple[str, ...] = RAW_OUTPUTS,
 ) -> DecodedRequest:
-    """Check a ModelInferRequest against the model and return its [n, F] float32 rows."""
+    """Check a ModelInferRequest against the model (its `outputs` are the ones it has) and
+    return its [n, F] float32 rows and the outputs to compute."""
     timeout_us = _check_parameters(request)
     if len(request.inputs) != 1:
         raise InvalidInput(
@@ -77,10 +89,22 @@ def decode_infer_request(
                 f"for shape {shape}"
             )
         rows = np.asarray(values, dtype=np.float32).reshape(n, num_features)
-    for wanted in request.outputs:
-        if wanted.name != OUTPUT_NAME:
-            raise InvalidInput(f"outputs: unknown output {wanted.name!r}, expected {OUTPUT_NAME!r}")
-    return DecodedRequest(rows=rows, timeout_us=timeout_us)
+    return DecodedRequest(rows=rows, timeout_us=timeout_us, outputs=_wanted(request, outputs))
+
+
+def _wanted(request: pb.ModelInferRequest, available: tuple[str, ...]) -> tuple[str, ...]:
+    if not request.outputs:
+        return available
+    wanted: list[str] = []
+    for output in request.outputs:
+        if output.name not in available:
+            raise InvalidInput(
+                f"outputs: unknown output {output.name!r}, expected "
+                + " or ".join(repr(name) for name in available)
+            )
+        if output.name not in wanted:
+            wanted.append(output.name)
+    return tuple(wanted)
 
 
 def _check_parameters(request: pb.ModelInferRequest) -> int | None:
@@ -100,13 +124,24 @@ def _check_parameters(request: pb.ModelInferRequest) -> int | None:
 
 
 def encode_infer_response(
-    request: pb.ModelInferRequest, *, model_name: str, version: str, scores: npt.NDArray[np.float32]
+    request: pb.ModelInferRequest,
+    *,
+    model_name: str,
+    version: str,
+    scores: npt.NDArray[np.float32],
+    probability: npt.NDArray[np.float32] | None = None,
+    outputs: tuple[str, ...] = RAW_OUTPUTS,
 ) -> pb.ModelInferResponse:
-    """Scores [n] or [n, K] float32 -> a response with one raw FP32 output."""
+    """Scores [n] or [n, K] float32 (and the calibrated probability [n]) -> a response with
+    one raw FP32 output per name in `outputs`, in that order."""
     response = pb.ModelInferResponse(model_name=model_name, model_version=version, id=request.id)
-    output = response.outputs.add()
-    output.name = OUTPUT_NAME
-    output.datatype = DATATYPE
-    output.shape.extend(scores.shape)
-    response.raw_output_contents.append(scores.astype(_F32, copy=False).tobytes())
+    for name in outputs:
+        tensor = scores if name == OUTPUT_NAME else probability
+        if tensor is None:
+            raise ValueError(f"encode_infer_response: no array given for output {name!r}")
+        output = response.outputs.add()
+        output.name = name
+        output.datatype = DATATYPE
+        output.shape.extend(tensor.shape)
+        response.raw_output_contents.append(tensor.astype(_F32, copy=False).tobytes())
     return response

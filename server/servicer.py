@@ -97,6 +97,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         tensor_out.parameters["meaning"].string_param = str(manifest.output.get("meaning", ""))
         if manifest.output.get("classes") is not None:
             tensor_out.parameters["classes"].string_param = json.dumps(manifest.output["classes"])
+        calibration = loaded.model.calibration
+        if calibration is not None:
+            tensor_p = response.outputs.add(
+                name=codec.PROBABILITY_NAME,
+                datatype=codec.DATATYPE,
+                shape=loaded.model.output_shape,
+            )
+            tensor_p.parameters["meaning"].string_param = (
+                f"calibrated probability of the positive class ({calibration.method} map "
+                f"applied to {codec.OUTPUT_NAME})"
+            )
+            tensor_p.parameters["calibration"].string_param = calibration.describe()
         response.parameters["version"].string_param = manifest.version
         response.parameters["task"].string_param = manifest.task
         response.parameters[
@@ -115,13 +127,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 else "server is starting: models are still loading"
             )
         loaded = self.repository.get(request.model_name, request.model_version)
+        model = loaded.model
+        calibrated = model.calibration is not None
         decoded = codec.decode_infer_request(
-            request, num_features=loaded.model.num_features, max_rows=self.max_batch_rows
+            request,
+            num_features=model.num_features,
+            max_rows=self.max_batch_rows,
+            outputs=codec.CALIBRATED_OUTPUTS if calibrated else codec.RAW_OUTPUTS,
         )
         scores = await loaded.batcher.submit(decoded.rows, _deadline_ns(context, decoded))
+        probability = model.calibrate(scores) if codec.PROBABILITY_NAME in decoded.outputs else None
         return codec.encode_infer_response(
-            request, model_name=loaded.model.name, version=loaded.model.version, scores=scores
-        )
+            request, model_name=model.name, version=model.version, scores=scores,
+            probability=probability, outputs=decoded.outputs,
+        )  # fmt: skip
 
     @rpc("RepositoryIndex", pb.RepositoryIndexRequest)
     async def RepositoryIndex(

@@ -18,6 +18,7 @@ import pytest
 
 from forestgate.compiler.pipeline import SELF_CHECK_ROWS
 from forestgate.compiler.runtime import CompiledModel
+from tests.compiler.conftest import Calibrated
 from tests.sources import NAMES, NUM_FEATURES, Case
 
 ENTRY_POINT = shutil.which("forestgate", path=str(Path(sys.executable).parent))
@@ -411,3 +412,43 @@ def test_inspect_of_a_directory_that_is_no_bundle_fails(tmp_path: Path) -> None:
     assert line.endswith(
         f"error: {tmp_path / 'manifest.json'}: no manifest (not a ForestGate bundle)"
     )
+
+
+def test_inspect_prints_calibration_reference_and_metrics(calibrated: Calibrated) -> None:
+    run = forestgate("inspect", calibrated.bundle_dir)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    score = calibrated.reference.score.quantiles
+    assert score is not None
+    card = lines.index(f"calibration:  isotonic, {calibrated.calibration.breakpoints} breakpoints")
+    assert lines[card + 1] == (
+        f"reference:    {NUM_FEATURES} features, {calibrated.reference.score.count} rows; score "
+        "quantiles "
+        f"p0 {score[0]:.4g}, p10 {score[10]:.4g}, p50 {score[50]:.4g}, p90 {score[90]:.4g}, "
+        f"p100 {score[100]:.4g}"
+    )
+    assert (
+        lines[card + 2] == 'metrics:      auc=0.8125, rows=3000, split={"train": 0.8, "test": 0.2}'
+    )
+    assert lines[card + 3].startswith("verification: passed on ")
+    assert lines[-1].startswith("self-check: ok")
+
+
+def test_inspect_of_a_bundle_without_them_says_none(reference_bundle: Path) -> None:
+    lines = forestgate("inspect", reference_bundle).stdout.splitlines()
+    assert [
+        line for line in lines if line.startswith(("calibration:", "reference:", "metrics:"))
+    ] == [
+        "calibration:  none",
+        "reference:    none",
+        "metrics:      none",
+    ]
+
+
+def test_inspect_of_a_damaged_map_fails_on_one_line(calibrated_copy: Path) -> None:
+    path = calibrated_copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["calibration"]["x"][1] = manifest["calibration"]["x"][0]
+    path.write_text(json.dumps(manifest))
+    line = assert_one_line_error(forestgate("inspect", calibrated_copy), "inspect")
+    assert f"error: {path}: field 'calibration.x' is not strictly increasing (x[1] = " in line

@@ -4,18 +4,24 @@ stage (options, verification, the C build) raises and leaves nothing in the repo
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from forestgate.compiler.bundle import Manifest
+from forestgate.compiler.calibration import Calibration
 from forestgate.compiler.codegen import CompileOptions, ModelStats, resolve_options
 from forestgate.compiler.pipeline import compile_model
+from forestgate.compiler.reference import Reference
 from forestgate.compiler.runtime import CompiledModel
-from forestgate.errors import BundleError, CompileError, VerificationError
-from tests.sources import NUM_FEATURES, Case
+from forestgate.errors import BundleError, CompileError, InvalidInput, VerificationError
+from tests.compiler.conftest import Calibrated
+from tests.sources import NUM_FEATURES, Case, Rows
 
 
 def everything_under(repository: Path) -> list[str]:
@@ -207,4 +213,72 @@ def test_sample_of_the_wrong_width_is_refused(good_file: Path, tmp_path: Path) -
             repository=tmp_path,
             sample=np.zeros((4, 3), np.float32),
         )
+    assert everything_under(tmp_path) == []
+
+
+# --- calibration, reference distributions, training metrics -------------------------------------
+
+
+def test_calibration_reference_and_metrics_are_recorded(calibrated: Calibrated) -> None:
+    model = CompiledModel.open(calibrated.bundle_dir)
+    manifest = model.manifest
+    assert manifest.calibration == calibrated.calibration.to_dict()
+    assert manifest.reference == calibrated.reference.to_dict()
+    assert manifest.training_metrics == calibrated.metrics
+    assert model.calibration == calibrated.calibration
+    assert Reference.from_dict(manifest.reference, "here") == calibrated.reference
+    # written with allow_nan=False, read back field for field
+    text = (calibrated.bundle_dir / "manifest.json").read_text()
+    assert json.loads(text)["calibration"]["method"] == "isotonic"
+    assert Manifest.from_dict(json.loads(manifest.to_json()), "again") == manifest
+
+
+def test_calibrated_prediction_is_the_map_on_the_raw_output(calibrated: Calibrated) -> None:
+    model = CompiledModel.open(calibrated.bundle_dir)
+    x = np.random.default_rng(3).normal(size=(200, NUM_FEATURES)).astype(np.float32)
+    x[::7, 1] = np.nan
+    raw = model.predict(x)
+    got = model.predict_calibrated(x)
+    assert got.dtype == np.float32 and got.shape == raw.shape
+    np.testing.assert_allclose(got, calibrated.isotonic.predict(raw.astype(np.float64)), atol=1e-7)
+    np.testing.assert_array_equal(model.calibrate(raw), got)
+    assert np.max(np.abs(got - raw)) > 0.01
+
+
+def test_model_without_a_map_has_no_calibrated_prediction(reference_bundle: Path) -> None:
+    model = CompiledModel.open(reference_bundle)
+    assert model.calibration is None
+    assert model.manifest.reference is None and model.manifest.training_metrics is None
+    with pytest.raises(InvalidInput, match=r"no calibration map \(manifest field 'calibration'"):
+        model.predict_calibrated(np.zeros((1, NUM_FEATURES), np.float32))
+
+
+@pytest.mark.parametrize("recipe", ["xgboost-regressor", "lightgbm-multiclass"])
+def test_calibration_of_a_model_that_is_not_binary_is_refused(
+    compiled_case: Callable[[str], Case], tmp_path: Path, recipe: str
+) -> None:
+    source = compiled_case(recipe)
+    with pytest.raises(CompileError, match=r"calibration: .* a calibration map applies to binary"):
+        compile_model(
+            source.trained.model, name="m", version="1", repository=tmp_path,
+            calibration=Calibration.platt(1.0, 0.0),
+        )  # fmt: skip
+    assert everything_under(tmp_path) == []
+
+
+def test_mismatched_reference_and_unstorable_metrics_are_refused(
+    good_file: Path, rows: Rows, tmp_path: Path
+) -> None:
+    scores = np.zeros(rows.x.shape[0])
+    wrong = Reference.fit(rows.x, scores, [f"x{i}" for i in range(NUM_FEATURES)])
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"reference": wrong}, r"reference: fitted on features \['x0', .*but .* takes \['f0'"),
+        ({"training_metrics": {"auc": float("nan")}}, "training_metrics: not storable as JSON"),
+        ({"training_metrics": {"auc": np.float32(0.5)}}, "training_metrics: not storable"),
+        ({"training_metrics": [0.5]}, "training_metrics: expected a dict, got list"),
+        ({"calibration": {"method": "platt"}}, "calibration: expected a Calibration, got dict"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(CompileError, match=message):
+            compile_model(good_file, name="m", version="1", repository=tmp_path, **kwargs)
     assert everything_under(tmp_path) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import pytest
 from forestgate.compiler.pipeline import SELF_CHECK_ROWS
 from forestgate.compiler.runtime import CompiledModel
 from forestgate.errors import BundleError, InvalidInput
+from tests.compiler.conftest import Calibrated
 from tests.sources import NUM_CLASSES, NUM_FEATURES, Case
 
 F = NUM_FEATURES
@@ -224,7 +226,7 @@ def test_missing_library_is_refused(bundle_copy: Path) -> None:
         CompiledModel.open(bundle_copy)
 
 
-def _delete(*path: str) -> Callable[[dict[str, Any]], None]:
+def _delete(*path: str | int) -> Callable[[dict[str, Any]], None]:
     def edit(m: dict[str, Any]) -> None:
         for key in path[:-1]:
             m = m[key]
@@ -233,7 +235,7 @@ def _delete(*path: str) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
-def _set(value: Any, *path: str) -> Callable[[dict[str, Any]], None]:
+def _set(value: Any, *path: str | int) -> Callable[[dict[str, Any]], None]:
     def edit(m: dict[str, Any]) -> None:
         for key in path[:-1]:
             m = m[key]
@@ -288,6 +290,49 @@ def test_changed_manifest_is_refused_naming_the_field(
     with pytest.raises(BundleError, match=message) as raised:
         CompiledModel.open(bundle_copy)
     assert str(bundle_copy) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set("spline", "calibration", "method"), "field 'calibration.method' is 'spline'"),
+        (_set([0.5, 0.4], "calibration", "x"), "field 'calibration.x' has 2 breakpoints but"),
+        (_set([1.0, 0.0], "calibration", "y"), "but 'calibration.y' has 2; they must have"),
+        (lambda m: m["calibration"]["y"].reverse(), "field 'calibration.y' is decreasing"),
+        (_delete("calibration", "y"), "field 'calibration.y' is missing"),
+        (_set("binary", "calibration"), "field 'calibration' must be an object or null"),
+        (_set("regression", "task"), "field 'calibration' is set, but task is 'regression'"),
+        (_set(0, "reference", "score", "count"), "field 'reference.score.count' is 0"),
+        (_set("amount", "reference", "features", 0, "name"), "field 'reference.features' names"),
+        (_set([0.5], "training_metrics"), "field 'training_metrics' must be an object or null"),
+    ],
+    ids=[
+        "method", "x-length", "y-length", "y-decreasing", "no-y", "not-object", "task",
+        "reference-count", "reference-names", "metrics",
+    ],
+)  # fmt: skip
+def test_changed_calibration_or_reference_is_refused_naming_the_field(
+    calibrated_copy: Path, edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    edit_manifest(calibrated_copy, edit)
+    with pytest.raises(BundleError, match=re.escape(message)) as raised:
+        CompiledModel.open(calibrated_copy)
+    assert str(calibrated_copy / "manifest.json") in str(raised.value)
+
+
+def test_the_calibrated_copy_opens_before_it_is_damaged(calibrated_copy: Path) -> None:
+    model = CompiledModel.open(calibrated_copy)
+    assert model.calibration is not None and model.self_check() == SELF_CHECK_ROWS
+
+
+def test_bundle_written_before_these_fields_existed_still_opens(bundle_copy: Path) -> None:
+    edit_manifest(bundle_copy, _delete("calibration"))
+    edit_manifest(bundle_copy, _delete("reference"))
+    edit_manifest(bundle_copy, _delete("training_metrics"))
+    assert "calibration" not in (bundle_copy / "manifest.json").read_text()
+    model = CompiledModel.open(bundle_copy)
+    assert model.calibration is None and model.manifest.reference is None
+    assert model.self_check() == SELF_CHECK_ROWS
 
 
 def test_manifest_that_is_not_json_is_refused(bundle_copy: Path) -> None:
@@ -365,6 +410,18 @@ def test_runtime_import_loads_no_training_stack() -> None:
 def test_inspect_command_loads_no_training_stack(reference_bundle: Path) -> None:
     loaded = loaded_modules(
         f"from forestgate.cli import main\nassert main(['inspect', {str(reference_bundle)!r}]) == 0"
+    )
+    assert loaded.isdisjoint(TRAINING_STACK), sorted(loaded & set(TRAINING_STACK))
+
+
+def test_calibrated_bundle_is_read_without_the_training_stack(calibrated: Calibrated) -> None:
+    loaded = loaded_modules(
+        "from forestgate.cli import main\n"
+        f"assert main(['inspect', {str(calibrated.bundle_dir)!r}]) == 0\n"
+        "from forestgate.compiler.runtime import CompiledModel\n"
+        f"m = CompiledModel.open({str(calibrated.bundle_dir)!r})\n"
+        "import numpy as np\n"
+        f"m.predict_calibrated(np.zeros((2, {F}), np.float32))"
     )
     assert loaded.isdisjoint(TRAINING_STACK), sorted(loaded & set(TRAINING_STACK))
 

@@ -42,6 +42,35 @@ def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def calibrated_repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Path:
+    """approval/1 (XGBoost binary with an isotonic calibration map, reference distributions and
+    training metrics) beside a copy of fraud/2, which has no map."""
+    import shutil
+
+    import xgboost
+    from sklearn.isotonic import IsotonicRegression
+
+    from forestgate.compiler.calibration import Calibration
+    from forestgate.compiler.pipeline import compile_model
+    from forestgate.compiler.reference import Reference
+
+    root = tmp_path_factory.mktemp("calibrated")
+    shutil.copytree(model_repository / "fraud" / "2", root / "fraud" / "2")
+    x, y = _rows(3000, seed=2)
+    train, held = slice(0, 2000), slice(2000, None)
+    model = xgboost.XGBClassifier(n_estimators=6, max_depth=3, nthread=1).fit(x[train], y[train])
+    p = model.predict_proba(x[held])[:, 1].astype(np.float64)
+    isotonic = IsotonicRegression(out_of_bounds="clip").fit(p, y[held])
+    compile_model(
+        model, name="approval", version="1", repository=root,
+        calibration=Calibration.from_sklearn(isotonic),
+        reference=Reference.fit(x[held], p, [f"f{i}" for i in range(NUM_FEATURES)]),
+        training_metrics={"auc": 0.9, "rows": 2000},
+    )  # fmt: skip
+    return root
+
+
 @dataclass
 class LiveServer:
     address: str
