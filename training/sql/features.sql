@@ -5,8 +5,14 @@ CREATE OR REPLACE TABLE features AS
 WITH base AS (
     SELECT
         q.*,
-        c.*  EXCLUDE (attempt_id, payment_id, route_id, approved, card_key, issuer_id, bin8,
-            merchant_id, is_cross_border),
+        first_date,
+        c.amount_minor, c.currency, c.amount_usd, c.merchant_value, c.fx_needed,
+        c.months_to_expiry, c.attempt_no, c.is_retry, c.local_hour, c.dow, c.dom, c.brand,
+        c.funding, c.product_tier, c.is_commercial, c.issuer_country, c.merchant_country,
+        c.ip_country, c.mcc, c.channel, c.cit_mit, c.cof_type, c.is_initial_cof,
+        c.network_token, c.three_ds, c.challenge, c.sca_exemption, c.cvv_present,
+        c.avs_provided, c.customer_in_session, c.credential_changed, c.response_code,
+        c.visa_category, c.merchant_advice_code, c.family,
         epoch_ms(q.eval_ms + o.offset_s * 1000) AS card_now,
         epoch_ms(cs.last_recovery_ms + o.offset_s * 1000) AS card_recovery,
         cs.approvals,
@@ -28,6 +34,7 @@ WITH base AS (
         (mr.h + {merchant_w} * {prior}) / (mr.n + {merchant_w}) AS merchant_rate,
         adv.wait_s AS advice_wait_s
     FROM queries AS q
+    CROSS JOIN (SELECT min(CAST(ts_utc AS DATE)) AS first_date FROM events)
     JOIN events AS c ON c.attempt_id = q.ctx_id
     LEFT JOIN offsets AS o ON o.country = c.issuer_country
     LEFT JOIN routes_ref AS rr ON rr.route_id = q.route_id
@@ -51,7 +58,7 @@ SELECT
     payment_id,
     ctx_id AS parent_attempt_id,
     epoch_ms(eval_ms)::TIMESTAMPTZ AS ts_utc,
-    CAST(epoch_ms(eval_ms) AS DATE) - (SELECT min(CAST(ts_utc AS DATE)) FROM events) AS day,
+    CAST(epoch_ms(eval_ms) AS DATE) - first_date AS day,
     approved,
     is_cross_border,
     cit_mit,
