@@ -99,20 +99,25 @@ class Calibration:
     def platt(cls, a: float, b: float) -> Calibration:
         values = {}
         for key, value in (("a", a), ("b", b)):
-            if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+            if isinstance(value, bool) or not isinstance(
+                value, int | float | np.integer | np.floating
+            ):
                 raise InvalidInput(
                     f"field 'calibration.{key}' must be a number, got {type(value).__name__}"
                 )
             if not math.isfinite(value):
-                raise InvalidInput(f"field 'calibration.{key}' is {value!r}, expected finite")
+                raise InvalidInput(
+                    f"field 'calibration.{key}' is {float(value)!r}, expected finite"
+                )
             values[key] = float(value)
         empty = np.empty(0, dtype=np.float64)
         return cls("platt", empty, empty, values["a"], values["b"])
 
     @classmethod
     def from_sklearn(cls, estimator: object) -> Calibration:
-        """From a fitted `IsotonicRegression`, or a fitted `LogisticRegression` on one column
-        that holds `logit(p)` (the Platt map)."""
+        """From a fitted `IsotonicRegression` (fit it on float64 probabilities: one fitted on
+        float32 predicts in float32), or a fitted `LogisticRegression` on one column that holds
+        `logit(p)` (the Platt map; its classes_[1] is the positive class)."""
         from sklearn.isotonic import IsotonicRegression
         from sklearn.linear_model import LogisticRegression
 

@@ -173,6 +173,13 @@ def test_constructors_raise_invalid_input() -> None:
         Calibration.isotonic(np.array([0.1, 0.2]), np.array([0.3, 0.2]))
     with pytest.raises(InvalidInput, match=r"'calibration.b' is inf"):
         Calibration.platt(1.0, math.inf)
+    with pytest.raises(InvalidInput, match=r"'calibration.a' is nan"):
+        Calibration.platt(np.float32("nan"), 0.0)
+    assert Calibration.platt(np.int64(2), np.float32(0.5)).to_dict() == {
+        "method": "platt",
+        "a": 2.0,
+        "b": 0.5,
+    }
     with pytest.raises(InvalidInput, match=r"'calibration.x' must hold numbers"):
         Calibration.isotonic(np.array(["a", "b"]), [0.1, 0.2])
 
