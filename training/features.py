@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -41,6 +42,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 # The answer columns are read only as history (earlier attempts) and labels, never as features.
 CANDIDATE_SHARE = 0.2
+MEMORY_LIMIT = "2GB"
 _META = (
     *("attempt_id", "payment_id", "ts_utc", "day", "approved", "is_cross_border", "cit_mit"),
     *("brand", "decline_family", "amount_minor", "currency", "amount_usd", "merchant_value"),
@@ -146,6 +148,10 @@ def _connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
     con.execute("SET threads = 2")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
+    # Bounded, spilling to the system temp folder: 1M attempts peak near 6 GB unbounded.
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    spill = str(Path(tempfile.gettempdir()) / "forestgate-duckdb").replace("'", "''")
+    con.execute(f"SET temp_directory = '{spill}'")
     for name in REQUIRED:
         path = str(data_dir / name).replace("'", "''")
         con.execute(f"CREATE VIEW {name.removesuffix('.parquet')} AS FROM read_parquet('{path}')")
