@@ -1,4 +1,5 @@
-"""`forestgate generate`: write a synthetic transaction data set as Parquet tables."""
+"""`forestgate generate` (synthetic transactions as Parquet tables) and `forestgate train`
+(features -> models -> calibration -> evaluation -> compiled bundles -> report)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,33 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     gen.add_argument("--out", required=True, metavar="DIR", help="output directory")
     gen.set_defaults(run=_run)
 
+    tr = commands.add_parser(
+        "train",
+        help="train, calibrate, evaluate and compile the approval and retry models",
+        description=(
+            "Extract features with SQL (DuckDB) from the generated tables in DATA (generating "
+            "them first when DATA is missing or empty), train XGBoost and LightGBM approval and "
+            "retry models with inverse-propensity weights on a time split, keep the better of "
+            "each, calibrate it (isotonic or Platt, chosen on validation), evaluate it on the "
+            "held-out period, compile both into REPOSITORY as the next version of 'approval' "
+            "and 'retry', and write REPORT/<run>/report.md with its plots. Logs to MLflow when "
+            "it is installed."
+        ),
+    )
+    tr.add_argument("--data", required=True, metavar="DIR", help="generated Parquet tables")
+    tr.add_argument("--repository", required=True, metavar="DIR", help="model repository")
+    tr.add_argument("--report", default="reports", metavar="DIR",
+                    help="reports root; the run writes DIR/<run>/ (default: reports)")  # fmt: skip
+    tr.add_argument("--config", default="full", metavar="NAME",
+                    help="model size: demo (fast, for make run) | full (default)")  # fmt: skip
+    tr.add_argument("--preset", default="default", metavar="NAME",
+                    help=f"generator preset when DATA is empty: {' | '.join(PRESETS)} "
+                    "(default: default)")  # fmt: skip
+    tr.add_argument("--seed", default="0", metavar="N", help="seed for generation and training")
+    tr.add_argument("--run", dest="run_name", default=None, metavar="NAME",
+                    help="run name (default: the UTC time, YYYYmmdd-HHMMSS)")  # fmt: skip
+    tr.set_defaults(run=_train)
+
 
 def _run(args: argparse.Namespace) -> int:
     from forestgate.training.generate import generate, validate
@@ -44,4 +72,19 @@ def _run(args: argparse.Namespace) -> int:
         f"in {result.seconds:.1f} s: {len(rows)} tables in {result.out}",
         file=sys.stdout,
     )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from forestgate.training.pipeline import run, validate
+
+    request = validate(
+        data=args.data, repository=args.repository, report=args.report, config=args.config,
+        preset=args.preset, seed=args.seed, run=args.run_name,
+    )  # fmt: skip
+    result = run(request, log=lambda line: print(line, file=sys.stderr))
+    for model in (result.approval, result.retry):
+        print(f"{model.task}: {model.bundle} ({model.selection.kept.framework}, "
+              f"calibration {model.choice.method})")  # fmt: skip
+    print(f"report: {result.report_dir / 'report.md' if result.report_dir else '-'}")
     return 0

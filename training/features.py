@@ -235,7 +235,7 @@ def _reference_tables(
     )
     # The randomized-v1 policy's own grid weights, so candidate propensities are the ones it
     # drew with (tests check them against the logged delay_propensity).
-    weights = policy._GRID_W
+    weights = policy.GRID_WEIGHTS
     delay_weights = pa.table(
         {
             "family_group": [g for g in weights for _ in policy.GRID_S],

@@ -31,11 +31,12 @@ K_FIRST, K_RETRY, K_CASCADE, K_3DS, K_CUSTOMER, K_NEW_CARD = range(6)
 POLICIES: tuple[str, ...] = ("", "fixed-v1", "randomized-v1", "legacy", "cascade-v1", "customer")
 P_NONE, P_FIXED, P_RANDOM, P_LEGACY, P_CASCADE, P_CUSTOMER = range(6)
 
-# Randomised-delay grid (§8.10) and its base weights per decline family.
+# Randomised-delay grid (§8.10) and its base weights per decline family (feature extraction
+# rebuilds the propensity of every candidate delay from them).
 GRID_S = np.array(
     [300, HOUR_S, 6 * HOUR_S, DAY_S, 2 * DAY_S, 3 * DAY_S, 5 * DAY_S, 7 * DAY_S], dtype=np.int64
 )
-_GRID_W = {
+GRID_WEIGHTS = {
     "technical": np.array([6, 4, 2, 1, 0.5, 0.3, 0.2, 0.1]),
     "insufficient_funds": np.array([0.2, 0.3, 0.6, 2, 2, 2, 1.5, 1.2]),
     "other": np.array([0.3, 0.6, 1, 2, 2, 1.5, 1, 0.8]),
@@ -89,7 +90,8 @@ class Delays:
 def random_delays(rng: np.random.Generator, family: list[str], earliest_s: I64) -> Delays:
     """Randomised delays from the grid, never before ``earliest_s`` (a MAC 24-30 wait)."""
     n = len(family)
-    w = np.stack([_GRID_W.get(f, _GRID_W["other"]) for f in family]) if n else np.zeros((0, 8))
+    other = GRID_WEIGHTS["other"]
+    w = np.stack([GRID_WEIGHTS.get(f, other) for f in family]) if n else np.zeros((0, 8))
     w = np.where(GRID_S[None, :] >= earliest_s[:, None], w, 0.0)
     none = w.sum(axis=1) == 0
     w[none, -1] = 1.0

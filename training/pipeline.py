@@ -1,0 +1,418 @@
+"""`forestgate train` end to end: generate (when the data directory is empty) -> features ->
+train -> calibrate -> evaluate -> compile -> report, in one call.
+
+Nothing reaches the model repository until every step before compilation has succeeded, and
+both bundles are compiled into a staging directory inside the repository and renamed into
+place together, so a failure leaves the repository as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from forestgate.errors import InvalidInput
+from forestgate.payments.features import APPROVAL_FEATURES, RETRY_FEATURES
+from forestgate.training import calibrate, evaluate, features, replay, train
+from forestgate.training.presets import preset as check_preset
+from forestgate.training.presets import seed as check_seed
+
+F64 = npt.NDArray[np.float64]
+MODELS = {"approval": "approval", "retry": "retry"}  # model name in the repository per task
+# The rows compile_model adds to its verification sample, and the rows behind the reference
+# distributions written into each manifest.
+VERIFY_ROWS = 2_000
+REFERENCE_ROWS = 50_000
+SEGMENTS = (
+    ("domestic", "not is_cross_border"),
+    ("cross-border", "is_cross_border"),
+    ("CIT", "cit_mit == 'CIT'"),
+    ("MIT", "cit_mit == 'MIT'"),
+)
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    data: Path
+    repository: Path
+    report: Path  # reports root; this run writes report/<run>/
+    config: str
+    preset: str  # generator preset used only when `data` is empty
+    seed: int
+    run: str
+
+
+def validate(
+    *,
+    data: object,
+    repository: object,
+    report: object,
+    config: object = "full",
+    preset: object = "default",
+    seed: object = 0,
+    run: object = None,
+) -> Request:
+    """A checked request, or InvalidInput naming the argument, before any work starts."""
+    paths = {}
+    for name, value in (("data", data), ("repository", repository), ("report", report)):
+        if not isinstance(value, str | os.PathLike) or not str(value):
+            raise InvalidInput(f"{name}: expected a directory path, got {value!r}")
+        path = Path(value)
+        if path.exists() and not path.is_dir():
+            raise InvalidInput(f"{name}: {path} exists and is not a directory")
+        paths[name] = path
+    if config not in train.CONFIGS:
+        raise InvalidInput(f"config: expected one of {', '.join(train.CONFIGS)}, got {config!r}")
+    chosen = check_preset(preset).name
+    run_id = run if run is not None else dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    if not isinstance(run_id, str) or not run_id or "/" in run_id or run_id.startswith("."):
+        raise InvalidInput(f"run: expected a plain directory name, got {run_id!r}")
+    return Request(
+        paths["data"], paths["repository"], paths["report"], str(config), chosen,
+        check_seed(seed), run_id,
+    )  # fmt: skip
+
+
+@dataclass
+class ModelRun:
+    """Everything measured about one model (approval or retry) in one run."""
+
+    task: str
+    selection: train.Selection
+    choice: calibrate.Choice
+    test_raw: evaluate.Quality
+    test_calibrated: evaluate.Quality
+    segments: dict[str, tuple[evaluate.Quality, evaluate.Quality]]  # raw, calibrated
+    reliability: dict[str, dict[str, F64]]  # segment -> arrays for the plot
+    curves: dict[str, F64]
+    rows: dict[str, int]
+    bundle: Path | None = None
+    version: str | None = None
+
+
+@dataclass
+class RunResult:
+    request: Request
+    generated: bool
+    data_meta: dict[str, str]
+    split: train.TimeSplit
+    first_day: dt.date
+    approval: ModelRun
+    retry: ModelRun
+    break_even: evaluate.BreakEven
+    routing: list[replay.PolicyOutcome]
+    retries: replay.RetryReplay
+    final_approval: dict[str, float]
+    seconds: dict[str, float] = field(default_factory=dict)
+    report_dir: Path | None = None
+
+
+def _prepare_data(request: Request, log: Log) -> bool:
+    """Generate into an empty (or missing) data directory; otherwise check what is there."""
+    if not request.data.exists() or not any(request.data.iterdir()):
+        from forestgate.training.generate import generate
+        from forestgate.training.generate import validate as gen_validate
+
+        log(f"generating the {request.preset} preset (seed {request.seed}) into {request.data}")
+        generate(gen_validate(request.preset, request.seed, request.data))
+        return True
+    features.check_inputs(request.data)
+    return False
+
+
+def _horizon(data: Path) -> tuple[dt.date, int, dict[str, str]]:
+    path = data / "attempts.parquet"
+    table = pq.read_table(path, columns=["ts_utc"])
+    ts = table.column("ts_utc")
+    import pyarrow.compute as pc
+
+    first = pc.min(ts).as_py()
+    last = pc.max(ts).as_py()
+    if first is None:
+        raise InvalidInput(f"{path}: no attempts")
+    days = (last.date() - first.date()).days + 1
+    meta = {
+        k.decode(): v.decode()
+        for k, v in (pq.read_schema(path).metadata or {}).items()
+        if k.startswith(b"forestgate.")
+    }
+    return first.date(), days, meta
+
+
+def _segment_masks(table: pa.Table) -> dict[str, npt.NDArray[np.bool_]]:
+    cross = table.column("is_cross_border").to_numpy(zero_copy_only=False).astype(np.bool_)
+    cit = np.asarray(table.column("cit_mit").to_pylist(), dtype=object) == "CIT"
+    return {
+        "all": np.ones(table.num_rows, dtype=np.bool_),
+        "domestic": ~cross,
+        "cross-border": cross,
+        "CIT": cit,
+        "MIT": ~cit,
+    }
+
+
+def _model_run(
+    task: str, table: pa.Table, names: tuple[str, ...], split: train.TimeSplit, request: Request
+) -> tuple[ModelRun, train.Dataset]:
+    data = train.dataset(task, table, names, split, label="approved")
+    config = train.CONFIGS[request.config]
+    selection = train.select(data, config, seed=request.seed)
+    kept = selection.kept
+    masks = split.masks(data.day)
+    xv, yv, wv = data.part("valid")
+    order = np.arange(int(masks["valid"].sum()))  # rows are in time order within the split
+    choice = calibrate.choose(kept.predict(xv), yv, wv, order)
+    test = masks["test"]
+    raw = kept.predict(data.x[test])
+    cal = choice.calibration.apply(raw)
+    y = data.y[test]
+    segments = {}
+    reliability = {}
+    for seg, mask in _segment_masks(table.filter(pa.array(test))).items():
+        if mask.sum() < 20 or np.unique(y[mask]).size < 2:
+            continue
+        segments[seg] = (evaluate.quality(y[mask], raw[mask]), evaluate.quality(y[mask], cal[mask]))
+        mp_raw, rate_raw, _ = evaluate.reliability(y[mask], raw[mask])
+        mp_cal, rate_cal, _ = evaluate.reliability(y[mask], cal[mask])
+        reliability[seg] = {"raw_p": mp_raw, "raw_rate": rate_raw, "cal_p": mp_cal,
+                            "cal_rate": rate_cal}  # fmt: skip
+    run = ModelRun(
+        task=task,
+        selection=selection,
+        choice=choice,
+        test_raw=segments["all"][0],
+        test_calibrated=segments["all"][1],
+        segments=segments,
+        reliability=reliability,
+        curves=evaluate.curves(y, cal),
+        rows={s: int(m.sum()) for s, m in masks.items()},
+    )
+    return run, data
+
+
+def _score(run: ModelRun, data: train.Dataset, table: pa.Table) -> F64:
+    x = np.column_stack(
+        [table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in data.features]
+    )
+    return run.choice.calibration.apply(run.selection.kept.predict(x))
+
+
+def _final_approval(
+    approval: pa.Table, test_mask: npt.NDArray[np.bool_], routing: list[replay.PolicyOutcome],
+    retries: replay.RetryReplay,
+) -> dict[str, float]:  # fmt: skip
+    """First-attempt approval and the realised final approval of the logged payments in the
+    test period, and the model policy's estimate (see the report for how it is built)."""
+    test = approval.filter(pa.array(test_mask))
+    first = np.asarray(test.column("attempt_no").to_numpy(zero_copy_only=False)) == 1
+    pay = np.asarray(test.column("payment_id").to_pylist(), dtype=object)
+    ok = test.column("approved").to_numpy(zero_copy_only=False).astype(np.bool_)
+    first_pay = set(pay[first].tolist())
+    approved_pay = set(pay[ok].tolist()) & first_pay
+    first_ok = float(ok[first].mean())
+    final = len(approved_pay) / max(len(first_pay), 1)
+    recovered = (final - first_ok) / max(1 - first_ok, 1e-12)
+    by = {(o.policy, o.family): o for o in retries.outcomes}
+    logged = by.get(("logging policy (randomised)", "all"))
+    model = by.get(("model", "all"))
+    ratio = (
+        model.recovery_snips / logged.recovery_snips
+        if model and logged and logged.recovery_snips > 0 and np.isfinite(model.recovery_snips)
+        else float("nan")
+    )
+    model_first = next(o.approval_rate for o in routing if o.policy == "model")
+    return {
+        "logged_first_attempt": first_ok,
+        "logged_final": final,
+        "logged_recovered_share": recovered,
+        "model_first_attempt_expected": model_first,
+        "model_recovery_ratio": ratio,
+        "model_final_estimate": model_first + (1 - model_first) * min(recovered * ratio, 1.0),
+    }
+
+
+def run(request: Request, log: Log = print) -> RunResult:
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        seconds[name] = now - since
+        return now
+
+    generated = _prepare_data(request, log)
+    t = lap("generate" if generated else "check", started)
+    first_day, days, meta = _horizon(request.data)
+    split = train.TimeSplit.of(days)
+    test_from = dt.datetime.combine(
+        first_day + dt.timedelta(days=split.test_from), dt.time(), tzinfo=dt.UTC
+    )
+    log(f"features: {request.data} ({days} days; test from {test_from.date()})")
+    tables = features.extract(request.data, candidates_from=test_from)
+    t = lap("features", t)
+    log("training the approval model (xgboost and lightgbm)")
+    approval, approval_data = _model_run(
+        "approval", tables.approval, APPROVAL_FEATURES, split, request
+    )
+    log(f"  {approval.selection.reason}; calibration: {approval.choice.method}")
+    log("training the retry model (xgboost and lightgbm)")
+    retry, retry_data = _model_run("retry", tables.retry, RETRY_FEATURES, split, request)
+    log(f"  {retry.selection.reason}; calibration: {retry.choice.method}")
+    t = lap("train", t)
+
+    test_mask = split.masks(approval_data.day)["test"]
+    test_rows = tables.approval.filter(pa.array(test_mask))
+    money = replay.money(
+        request.data,
+        pa.table({
+            "attempt_id": test_rows.column("attempt_id"),
+            "route_id": test_rows.column("route_id"),
+            "logged": pa.array(np.ones(test_rows.num_rows, dtype=np.bool_)),
+        }),
+    )  # fmt: skip
+    p_test = approval.choice.calibration.apply(
+        approval.selection.kept.predict(approval_data.x[test_mask])
+    )
+    break_even = evaluate.break_even(
+        approval_data.y[test_mask], p_test, net_value=money.margin_usd,
+        attempt_cost=money.attempt_usd,
+    )  # fmt: skip
+    routing = replay.routing(
+        request.data, tables.route_candidates,
+        _score(approval, approval_data, tables.route_candidates),
+    )  # fmt: skip
+    rc = tables.retry_candidates
+    retry_money = replay.money(
+        request.data,
+        pa.table({
+            "attempt_id": rc.column("parent_attempt_id"),
+            "route_id": rc.column("route_id"),
+            "logged": rc.column("logged"),
+        }),
+    )  # fmt: skip
+    retries = replay.retries(
+        request.data, rc, _score(retry, retry_data, rc),
+        value_usd=retry_money.margin_usd, attempt_usd=retry_money.attempt_usd,
+    )  # fmt: skip
+    if retries.guardrail_violations:
+        raise RuntimeError(
+            f"the retry policy chose {retries.guardrail_violations} retries the guardrail denies"
+        )
+    final = _final_approval(tables.approval, test_mask, routing, retries)
+    t = lap("evaluate", t)
+
+    result = RunResult(
+        request=request, generated=generated, data_meta=meta, split=split, first_day=first_day,
+        approval=approval, retry=retry, break_even=break_even, routing=routing, retries=retries,
+        final_approval=final, seconds=seconds,
+    )  # fmt: skip
+    _compile(result, {"approval": approval_data, "retry": retry_data}, log)
+    t = lap("compile", t)
+    from forestgate.training import report
+
+    result.report_dir = report.write(result, request.report / request.run)
+    lap("report", t)
+    seconds["total"] = time.perf_counter() - started
+    (result.report_dir / "seconds.json").write_text(json.dumps(seconds, indent=2) + "\n")
+    _log_mlflow(result, log)
+    return result
+
+
+def _next_version(repository: Path, name: str) -> str:
+    existing = [int(p.name) for p in (repository / name).glob("*") if p.name.isdigit()]
+    return str(max(existing, default=0) + 1)
+
+
+def _training_metrics(result: RunResult, run: ModelRun) -> dict[str, Any]:
+    return {
+        "run": result.request.run,
+        "config": result.request.config,
+        "framework": run.selection.kept.framework,
+        "selection": run.selection.reason,
+        "calibration": {"method": run.choice.method, "brier_by_method": run.choice.brier_by_method},
+        "rows": run.rows,
+        "split": {"valid_from_day": result.split.valid_from,
+                  "test_from_day": result.split.test_from, "days": result.split.days,
+                  "first_day": result.first_day.isoformat()},
+        "test": {"raw": run.test_raw.as_dict(), "calibrated": run.test_calibrated.as_dict()},
+        "data": result.data_meta,
+    }  # fmt: skip
+
+
+def _compile(result: RunResult, data: dict[str, train.Dataset], log: Log) -> None:
+    from forestgate.compiler.pipeline import compile_model
+    from forestgate.compiler.reference import Reference
+
+    repository = result.request.repository
+    repository.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".train-staging-", dir=repository))
+    try:
+        placed = []
+        for task, run in (("approval", result.approval), ("retry", result.retry)):
+            name = MODELS[task]
+            version = _next_version(repository, name)
+            ds = data[task]
+            x_train, _, _ = ds.part("train")
+            x_test = ds.x[ds.split.masks(ds.day)["test"]]
+            rng = np.random.default_rng(result.request.seed)
+            ref_rows = x_train[rng.permutation(len(x_train))[:REFERENCE_ROWS]]
+            kept = run.selection.kept
+            reference = Reference.fit(ref_rows, kept.predict(ref_rows), list(ds.features))
+            log(f"compiling {name}/{version} ({kept.framework}, {kept.trees} trees)")
+            compiled = compile_model(
+                train.trim(kept), name=name, version=version, repository=staging,
+                sample=x_test[:VERIFY_ROWS], calibration=run.choice.calibration,
+                reference=reference, training_metrics=_training_metrics(result, run),
+            )  # fmt: skip
+            placed.append((compiled.bundle_dir, repository / name / version, run, version))
+        for source, target, run, version in placed:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(target)
+            run.bundle, run.version = target, version
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _log_mlflow(result: RunResult, log: Log) -> None:
+    """Parameters, metrics and artifacts to MLflow when it is installed; a no-op otherwise."""
+    try:
+        import mlflow
+    except ImportError:
+        return
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        # A local store beside the reports (`mlflow ui --backend-store-uri reports/mlruns`).
+        # MLflow 3 keeps the file store in maintenance mode behind this switch; a server or a
+        # database store is one MLFLOW_TRACKING_URI away.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        mlflow.set_tracking_uri((result.request.report / "mlruns").resolve().as_uri())
+    mlflow.set_experiment("forestgate-train")
+    with mlflow.start_run(run_name=result.request.run):
+        mlflow.log_params({"config": result.request.config, "data": str(result.request.data),
+                           **{f"data.{k}": v for k, v in result.data_meta.items()}})  # fmt: skip
+        for run in (result.approval, result.retry):
+            mlflow.log_param(f"{run.task}.framework", run.selection.kept.framework)
+            mlflow.log_param(f"{run.task}.calibration", run.choice.method)
+            for stage, q in (("raw", run.test_raw), ("calibrated", run.test_calibrated)):
+                for key, value in q.as_dict().items():
+                    if isinstance(value, float) and np.isfinite(value):
+                        mlflow.log_metric(f"{run.task}.test.{stage}.{key}", value)
+        for o in result.routing:
+            mlflow.log_metric(f"routing.{o.policy.replace(' ', '_')}.net_usd_per_1000",
+                              o.net_usd_per_1000)  # fmt: skip
+        if result.report_dir is not None:
+            mlflow.log_artifacts(str(result.report_dir), artifact_path="report")
+    log(f"logged to MLflow at {mlflow.get_tracking_uri()}")
