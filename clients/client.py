@@ -99,7 +99,7 @@ class _Calls:
         return [*carrier.items(), *(extra or ())]
 
     def infer_request(
-        self, model: str, rows: npt.ArrayLike, version: str, request_id: str
+        self, model: str, rows: npt.ArrayLike, version: str, request_id: str, output: str
     ) -> pb.ModelInferRequest:
         x = np.ascontiguousarray(rows, dtype=np.float32)
         if x.ndim == 1:
@@ -109,11 +109,13 @@ class _Calls:
         request = pb.ModelInferRequest(model_name=model, model_version=version, id=request_id)
         request.inputs.add(name=INPUT_NAME, datatype="FP32", shape=list(x.shape))
         request.raw_input_contents.append(x.astype("<f4", copy=False).tobytes())
+        # One named output: a calibrated model has two, and the server computes only those asked.
+        request.outputs.add(name=output)
         return request
 
     @staticmethod
     def scores(reply: pb.ModelInferResponse) -> npt.NDArray[np.float32]:
-        (output,) = reply.outputs
+        (output,) = reply.outputs  # exactly the one infer_request asked for
         return np.frombuffer(reply.raw_output_contents[0], dtype="<f4").reshape(list(output.shape))
 
     @staticmethod
@@ -193,9 +195,13 @@ class ForestGateClient:
         request_id: str = "",
         timeout_s: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
+        output: str = OUTPUT_NAME,
     ) -> npt.NDArray[np.float32]:
-        """Score float32 rows [n, F] (or one row [F]); returns [n] or [n, K] scores."""
-        request = self._calls.infer_request(model, rows, version, request_id)
+        """Score float32 rows [n, F] (or one row [F]); returns [n] or [n, K] scores.
+
+        ``output="probability"`` returns a calibrated binary model's calibrated probabilities
+        instead of the raw model output."""
+        request = self._calls.infer_request(model, rows, version, request_id, output)
         return self._calls.scores(self._call("ModelInfer", request, timeout_s, metadata))
 
     def model_metadata(self, model: str, *, version: str = "") -> ModelInfo:
@@ -267,8 +273,9 @@ class AsyncForestGateClient:
         request_id: str = "",
         timeout_s: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
+        output: str = OUTPUT_NAME,
     ) -> npt.NDArray[np.float32]:
-        request = self._calls.infer_request(model, rows, version, request_id)
+        request = self._calls.infer_request(model, rows, version, request_id, output)
         return self._calls.scores(await self._call("ModelInfer", request, timeout_s, metadata))
 
     async def model_metadata(self, model: str, *, version: str = "") -> ModelInfo:

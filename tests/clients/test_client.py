@@ -18,7 +18,13 @@ from forestgate.clients import errors
 from forestgate.clients.client import AsyncForestGateClient, ForestGateClient, RetryPolicy
 from forestgate.compiler.runtime import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
-from tests.server.conftest import live_server, model_repository, rows  # noqa: F401 (fixtures)
+from tests.server.conftest import (  # noqa: F401 (fixtures)
+    calibrated_repository,
+    live_server,
+    model_repository,
+    rows,
+    serve_with,
+)
 
 
 def test_infer_metadata_and_health(live_server, model_repository):  # noqa: F811
@@ -202,3 +208,26 @@ def test_trace_context_of_the_current_span_is_sent(scripted_server):
     assert int(flags, 16) & 1  # sampled
     assert "traceparent" not in scripted.metadata[1]
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_calibrated_models_give_raw_scores_by_default_and_probabilities_on_request(
+    serve_with,  # noqa: F811
+    calibrated_repository,  # noqa: F811
+):
+    model = CompiledModel.open(calibrated_repository / "approval" / "1")
+    x = rows(32, seed=4)
+    with serve_with(calibrated_repository) as server:
+        with ForestGateClient(server.address) as client:
+            raw = client.infer("approval", x)
+            probability = client.infer("approval", x, output="probability")
+            with pytest.raises(errors.InvalidArgument, match="nope"):
+                client.infer("approval", x, output="nope")
+
+        async def call() -> np.ndarray:
+            async with AsyncForestGateClient(server.address) as client:
+                return await client.infer("approval", x, output="probability")
+
+        async_probability = uvloop.run(call())
+    np.testing.assert_array_equal(raw, model.predict(x))
+    np.testing.assert_allclose(probability, model.calibrate(raw), rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(async_probability, probability)
