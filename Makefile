@@ -17,15 +17,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The demo models are built once; delete $(MODELS)/ to rebuild them.
-$(MODELS)/.demo-built: $(STAMP)
-	$(BIN)/python -m forestgate.compiler.demo --repository $(MODELS)
+DATA ?= data
+REPORTS ?= reports
+
+# The demo models are trained once, from the small generator preset with the demo
+# configuration (about a minute on 2 cores); delete $(MODELS)/ to rebuild them.
+$(MODELS)/.demo-trained: $(STAMP)
+	$(BIN)/forestgate train --data $(DATA)/small --repository $(MODELS) --report $(REPORTS) \
+		--config demo --preset small --run demo
 	touch $@
 
-models: $(MODELS)/.demo-built
+# The documented build: the default preset (1M attempts) and the full configuration. Each run
+# adds the next version of approval and retry to $(MODELS) and writes $(REPORTS)/<run>/.
+models: $(STAMP)
+	$(BIN)/forestgate train --data $(DATA)/default --repository $(MODELS) --report $(REPORTS) \
+		--config full --preset default
 
 # Serves until Ctrl-C (SIGINT drains like SIGTERM and exits 0).
-run: $(STAMP) $(MODELS)/.demo-built
+run: $(STAMP) $(MODELS)/.demo-trained
 	$(BIN)/forestgate serve --model-repository $(MODELS) --host $(HOST) --port $(PORT) \
 		--metrics-port $(METRICS_PORT)
 

@@ -103,10 +103,22 @@ def spin_engines(workdir: Path, costs_us: tuple[int, ...]) -> list[Engine]:
     return engines
 
 
+def synthetic_rows(n: int, seed: int) -> tuple[F32, npt.NDArray[np.int64]]:
+    """16 features with a plausible approval signal and 5 % missing values."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 16)).astype(np.float32)
+    for j in (1, 2, 3, 14):
+        x[:, j] = rng.random(n) < 0.3
+    logit = 2.0 - 0.6 * x[:, 0] - 0.8 * x[:, 1] + 0.5 * x[:, 3] - 0.7 * np.abs(x[:, 6])
+    logit += 1.2 * x[:, 9] - 0.4 * x[:, 11] * x[:, 1]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    return x, y
+
+
 def xgboost_engine(workdir: Path) -> tuple[Engine, str]:
     import xgboost
 
-    from forestgate.compiler.demo import synthetic_rows
     from forestgate.compiler.pipeline import compile_model
     from forestgate.compiler.runtime import CompiledModel
 

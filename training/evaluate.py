@@ -97,6 +97,7 @@ class BreakEven:
     """Attempt iff p > t_i = cost_i / net_value_i, each row with its own money (§10.3)."""
 
     rows: int
+    scale: float
     attempted_share: float
     precision: float  # of "approve" among attempted rows
     recall: float  # share of approvals that were attempted
@@ -107,14 +108,16 @@ class BreakEven:
         return asdict(self)
 
 
-def break_even(y: object, p: object, *, net_value: F64, attempt_cost: F64) -> BreakEven:
-    """Precision and recall of "approve" at each row's break-even threshold, and the share of
-    the perfect-foresight value it captures. Rows with no positive net value are never worth
-    attempting and count as not attempted."""
+def break_even(
+    y: object, p: object, *, net_value: F64, attempt_cost: F64, scale: float = 1.0
+) -> BreakEven:
+    """Precision and recall of "approve" at each row's break-even threshold (times ``scale``,
+    to show what moving away from it costs), and the share of the perfect-foresight value it
+    captures. Rows with no positive net value are never worth attempting."""
     labels, probs, _ = _checked(y, p, None)
     value = np.asarray(net_value, dtype=np.float64)
     cost = np.asarray(attempt_cost, dtype=np.float64)
-    threshold = np.where(value > 0, cost / np.maximum(value, _EPS), np.inf)
+    threshold = np.where(value > 0, scale * cost / np.maximum(value, _EPS), np.inf)
     act = probs > threshold
     realised = np.where(act, np.where(labels, value, 0.0) - cost, 0.0).sum()
     perfect = np.where(labels & (value > cost), value - cost, 0.0).sum()
@@ -122,6 +125,7 @@ def break_even(y: object, p: object, *, net_value: F64, attempt_cost: F64) -> Br
     finite = threshold[np.isfinite(threshold)]
     return BreakEven(
         rows=int(labels.size),
+        scale=scale,
         attempted_share=float(act.mean()),
         precision=float(hits / act.sum()) if act.any() else float("nan"),
         recall=float(hits / labels.sum()) if labels.any() else float("nan"),

@@ -42,6 +42,8 @@ SEGMENTS = (
     ("CIT", "cit_mit == 'CIT'"),
     ("MIT", "cit_mit == 'MIT'"),
 )
+# The break-even threshold and multiples of it, to show what moving away from it costs.
+THRESHOLD_SCALES = (0.5, 1.0, 2.0, 10.0, 50.0)
 Log = Callable[[str], None]
 
 
@@ -113,7 +115,7 @@ class RunResult:
     first_day: dt.date
     approval: ModelRun
     retry: ModelRun
-    break_even: evaluate.BreakEven
+    break_even: list[evaluate.BreakEven]  # one per THRESHOLD_SCALES, 1.0 the break-even
     routing: list[replay.PolicyOutcome]
     retries: replay.RetryReplay
     final_approval: dict[str, float]
@@ -287,10 +289,13 @@ def run(request: Request, log: Log = print) -> RunResult:
     p_test = approval.choice.calibration.apply(
         approval.selection.kept.predict(approval_data.x[test_mask])
     )
-    break_even = evaluate.break_even(
-        approval_data.y[test_mask], p_test, net_value=money.margin_usd,
-        attempt_cost=money.attempt_usd,
-    )  # fmt: skip
+    y_test = approval_data.y[test_mask]
+    break_even = [
+        evaluate.break_even(
+            y_test, p_test, net_value=money.margin_usd, attempt_cost=money.attempt_usd, scale=s
+        )
+        for s in THRESHOLD_SCALES
+    ]
     routing = replay.routing(
         request.data, tables.route_candidates,
         _score(approval, approval_data, tables.route_candidates),

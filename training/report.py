@@ -165,18 +165,20 @@ def write(result: RunResult, out: Path) -> Path:
         "",
     ]
     lines += _model_section(result.approval, "reliability_approval.png")
-    be = result.break_even
     lines += [
         "### Break-even threshold (approval model, test period)",
         "",
         "Attempt a payment iff p > attempt cost / net value of an approval on its logged route "
-        "(reference/payments.md §10.3), each row with its own money:",
+        "(reference/payments.md §10.3), each row with its own money (multiplier 1); the other "
+        "rows scale every threshold to show what moving away from break-even costs. Value "
+        "captured is the realised net value over that of attempting exactly the approvals.",
         "",
     ]
     lines += _table(
-        ["rows", "attempted", "precision", "recall", "value captured", "mean threshold"],
-        [[f"{be.rows:,}", _pct(be.attempted_share), _pct(be.precision), _pct(be.recall),
-          _pct(be.value_captured), _f(be.mean_threshold, 5)]],
+        ["threshold multiplier", "attempted", "precision", "recall", "value captured",
+         "mean threshold"],
+        [[f"x{be.scale:g}", _pct(be.attempted_share), _pct(be.precision), _pct(be.recall),
+          _pct(be.value_captured), _f(be.mean_threshold, 5)] for be in result.break_even],
     )  # fmt: skip
     lines += _model_section(result.retry, "reliability_retry.png")
     lines += [
@@ -260,7 +262,7 @@ def write(result: RunResult, out: Path) -> Path:
             }
             for run in (result.approval, result.retry)
         },
-        "break_even": be.as_dict(),
+        "break_even": [be.as_dict() for be in result.break_even],
         "routing": [o.as_dict() for o in result.routing],
         "retries": [o.as_dict() for o in rr.outcomes],
         "guardrail_violations": rr.guardrail_violations,

@@ -25,6 +25,7 @@ F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
 FRAMEWORKS = ("xgboost", "lightgbm")
+MIN_DAYS = 5
 SPLITS = ("train", "valid", "test")
 # An explored route has propensity ~0.07/5, so its raw weight is ~70. Measured on the default
 # preset (1M attempts, demo config), the cap trades bias against variance: within-payment
@@ -62,6 +63,11 @@ class TimeSplit:
 
     @classmethod
     def of(cls, days: int, valid_share: float = 0.2, test_share: float = 0.2) -> TimeSplit:
+        if days < MIN_DAYS:
+            raise InvalidInput(
+                f"the attempts span {days} day(s); a time split into train, validation and test "
+                f"needs at least {MIN_DAYS}"
+            )
         test_from = days - max(1, round(days * test_share))
         valid_from = test_from - max(1, round(days * valid_share))
         return cls(valid_from=valid_from, test_from=test_from, days=days)

@@ -258,6 +258,22 @@ def test_bad_data_is_named_before_any_work(
     assert _snapshot(repository) == []
 
 
+def test_a_log_too_short_to_split_in_time_is_named(trained: Trained, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(trained.data, data)
+    attempts = pq.read_table(data / "attempts.parquet")
+    day = attempts.column("ts_utc").cast(pa.date32()).to_numpy(zero_copy_only=False)
+    attempts = attempts.filter(pa.array(day < day.min() + np.timedelta64(3, "D")))
+    pq.write_table(attempts, data / "attempts.parquet")
+    done = _train(
+        "--data", str(data), "--repository", str(tmp_path / "models"),
+        "--report", str(tmp_path / "r"), "--config", "demo",
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "the attempts span 3 day(s)" in done.stderr
+    assert _snapshot(tmp_path / "models") == []
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -66,6 +66,11 @@ def test_select_keeps_the_lower_validation_log_loss_and_learns_the_signal() -> N
     assert direct == pytest.approx(sel.kept.predict(x), abs=1e-6)
 
 
+def test_too_few_days_for_a_split_are_refused() -> None:
+    with pytest.raises(InvalidInput, match=r"span 3 day.*at least 5"):
+        train.TimeSplit.of(3)
+
+
 def test_a_split_without_rows_is_named() -> None:
     table = _table(days=30)
     table = table.filter(pa.array(table.column("day").to_numpy() < 20))
