@@ -18,9 +18,8 @@ DESCRIPTION = """\
 Load-test a gRPC server with ghz's flags, templating and report formats.
 
   forestgate load --insecure --call inference.GRPCInferenceService/ModelInfer \\
-      -d '{"model_name":"demo-xgb","inputs":[{"name":"input__0","datatype":"FP32",
-           "shape":[1,16],"contents":{"fp32_contents":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}]}' \\
-      -n 2000 -c 32 127.0.0.1:50051
+      -D bench/ghz/data/approval-1row.json -n 2000 -c 32 127.0.0.1:50051
+  forestgate load --config bench/ghz/modelinfer-1row.json
 
 Without --proto or --protoset the method comes from server reflection (v1, then v1alpha).
 -d is JSON (an array is sent round-robin) and may use ghz's {{.RequestNumber}}, {{.UUID}}, ...

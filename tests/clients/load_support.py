@@ -1,6 +1,6 @@
-"""Support for `forestgate load` tests: a 16-feature demo-xgb bundle (the model `make run` serves,
-so bench/ghz configs run unchanged), a live server on 127.0.0.1:0 in this process, and helpers
-to run the installed command."""
+"""Support for `forestgate load` tests: a small bundle named `approval` with the approval model's
+51 features (the model `make run` serves, so bench/ghz configs run unchanged), a live server on
+127.0.0.1:0 in this process, and helpers to run the installed command."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from forestgate.payments.features import APPROVAL_FEATURES
 from tests.server.conftest import LiveServer, _serve
 
 FORESTGATE = str(Path(sys.executable).with_name("forestgate"))
 REPO = Path(__file__).resolve().parents[2]
 PROTO = str(REPO / "protos" / "inference" / "grpc_service.proto")
 CALL = "inference.GRPCInferenceService/ModelInfer"
-NUM_FEATURES = 16
+NUM_FEATURES = len(APPROVAL_FEATURES)
 
 
 def compile_demo(root: Path) -> Path:
-    """A small 16-feature XGBoost classifier compiled as demo-xgb/1 under root."""
+    """A small XGBoost classifier on the approval features, compiled as approval/1 under root."""
     import xgboost
 
     from forestgate.compiler.pipeline import compile_model
@@ -32,7 +33,8 @@ def compile_demo(root: Path) -> Path:
     x = rng.normal(size=(400, NUM_FEATURES)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
     model = xgboost.XGBClassifier(n_estimators=3, max_depth=2, nthread=1).fit(x, y)
-    compile_model(model, name="demo-xgb", version="1", repository=root)
+    model.get_booster().feature_names = list(APPROVAL_FEATURES)
+    compile_model(model, name="approval", version="1", repository=root)
     return root
 
 
@@ -41,7 +43,7 @@ def serve_demo(root: Path) -> Iterator[LiveServer]:
     yield from _serve(compile_demo(root))
 
 
-def request(rows: int = 1, model: str = "demo-xgb", **extra: Any) -> dict[str, Any]:
+def request(rows: int = 1, model: str = "approval", **extra: Any) -> dict[str, Any]:
     """A ModelInfer request as ghz JSON data: typed fp32 contents (bytes would be base64)."""
     values = [0.25 * (i % 7) for i in range(rows * NUM_FEATURES)]
     return {

@@ -17,6 +17,7 @@ from tests.clients import ghz_format
 from tests.clients.load_support import (
     CALL,
     FORESTGATE,
+    NUM_FEATURES,
     PROTO,
     REPO,
     load,
@@ -135,10 +136,10 @@ def test_binary_data_one_message_or_length_delimited(load_server, tmp_path):
     from forestgate.protos.inference import grpc_service_pb2 as pb
 
     messages = []
-    for model in ("demo-xgb", "absent"):
+    for model in ("approval", "absent"):
         message = pb.ModelInferRequest(model_name=model)
-        tensor = message.inputs.add(name="input__0", datatype="FP32", shape=[1, 16])
-        tensor.contents.fp32_contents.extend([0.5] * 16)
+        tensor = message.inputs.add(name="input__0", datatype="FP32", shape=[1, NUM_FEATURES])
+        tensor.contents.fp32_contents.extend([0.5] * NUM_FEATURES)
         messages.append(message.SerializeToString())
     single = tmp_path / "one.bin"
     single.write_bytes(messages[0])
