@@ -21,10 +21,7 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
-CHANNELS: tuple[str, ...] = ("ecommerce", "in_app", "recurring", "unscheduled_cof", "moto")
 ECOM, INAPP, RECURRING, UNSCHEDULED, MOTO = range(5)
-COF_TYPES: tuple[str, ...] = ("none", "recurring", "unscheduled", "cit_stored")
-EXEMPTIONS: tuple[str, ...] = ("none", "low_value", "tra")
 
 # Channel mix of §8.4: e-commerce CIT 55 %, in-app 15 %, recurring MIT 20 %, unscheduled 7 %,
 # MOTO 3 %.

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+# The label vocabularies are the feature definitions', so a generated label and its feature code
+# cannot drift apart.
+from forestgate.payments.features import TIERS
 from forestgate.training import countries
 from forestgate.training.episodes import Episodes
 
@@ -19,9 +22,6 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
-BRANDS: tuple[str, ...] = ("visa", "mastercard")
-FUNDING: tuple[str, ...] = ("credit", "debit", "prepaid")
-TIERS: tuple[str, ...] = ("standard", "gold", "platinum", "business")
 
 # Funding mix per country [D]: US and BR lean debit, the EU credit/debit split is even.
 _FUNDING_MIX = {

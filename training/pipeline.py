@@ -176,8 +176,8 @@ def _model_run(
     kept = selection.kept
     masks = split.masks(data.day)
     xv, yv, wv = data.part("valid")
-    order = np.arange(int(masks["valid"].sum()))  # rows are in time order within the split
-    choice = calibrate.choose(kept.predict(xv), yv, wv, order)
+    ts = table.column("ts_utc").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    choice = calibrate.choose(kept.predict(xv), yv, wv, ts[masks["valid"]])
     test = masks["test"]
     raw = kept.predict(data.x[test])
     cal = choice.calibration.apply(raw)

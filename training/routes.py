@@ -24,10 +24,10 @@ from forestgate.payments.economics import (
     RouteCost,
     RouteTable,
 )
+from forestgate.payments.features import BRANDS
 from forestgate.payments.money import ExchangeRates, Money
 from forestgate.training import countries
 from forestgate.training.episodes import Episodes
-from forestgate.training.issuers import BRANDS
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

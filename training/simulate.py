@@ -19,12 +19,12 @@ import numpy.typing as npt
 
 from forestgate.payments.action import ActionKind
 from forestgate.payments.codes import AdviceAction, Family
+from forestgate.payments.features import BRANDS
 from forestgate.payments.history import card_key
 from forestgate.training import countries
 from forestgate.training import policy as pol
 from forestgate.training.arrivals import MOTO, RECURRING, Payments
 from forestgate.training.decision import CODES, MACS, Batch, decide
-from forestgate.training.issuers import BRANDS
 from forestgate.training.ledger import Ledger, Request
 from forestgate.training.merchants import MCCS
 from forestgate.training.scenarios import Scenarios

@@ -11,15 +11,15 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from forestgate.payments.features import BRANDS, CHANNELS, COF_TYPES, EXEMPTIONS, FUNDING, TIERS
 from forestgate.payments.limits import LIMIT_NAMES
 from forestgate.payments.money import Money, Rounding
 from forestgate.training import countries
 from forestgate.training import policy as pol
-from forestgate.training.arrivals import CHANNELS, COF_TYPES, EXEMPTIONS, MOTO, Payments
+from forestgate.training.arrivals import MOTO, Payments
 from forestgate.training.cards import STATUS
 from forestgate.training.decision import CODES, FAMILIES, MACS
 from forestgate.training.horizon import PaydayCalendar
-from forestgate.training.issuers import BRANDS, FUNDING, TIERS
 from forestgate.training.merchants import MCCS, PRICING, RETRY_POLICIES
 from forestgate.training.routes import CARD_TYPES, RELATIONS, attempt_costs
 from forestgate.training.scenarios import Scenarios

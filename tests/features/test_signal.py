@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from forestgate.payments import features as pf
 from forestgate.payments.codes import ResponseCodes
 from forestgate.payments.routetable import RouteTable
-from forestgate.training import arrivals, countries, issuers, policy
+from forestgate.training import countries, policy
 from forestgate.training.features import FeatureTables, utc_offsets
 
 
@@ -69,12 +70,18 @@ def test_candidate_propensities_are_the_logging_policy(tables: FeatureTables) ->
     assert set(rc["delay_s"].to_pylist()) == set(policy.GRID_S.tolist())
 
 
-def test_vocabularies_are_the_generators() -> None:
-    assert (
-        pf.BRANDS == issuers.BRANDS and pf.FUNDING == issuers.FUNDING and pf.TIERS == issuers.TIERS
-    )
-    assert pf.CHANNELS == arrivals.CHANNELS and pf.COF_TYPES == arrivals.COF_TYPES
-    assert pf.EXEMPTIONS == arrivals.EXEMPTIONS and pf.COUNTRIES == countries.CODES
+def test_every_generated_label_has_a_code(data_dir: Path) -> None:
+    """The generator draws its labels from these vocabularies; a label outside one would become
+    a NaN feature without anyone noticing."""
+    attempts = pq.read_table(data_dir / "attempts.parquet")
+    vocabularies = {
+        "brand": pf.BRANDS, "funding": pf.FUNDING, "product_tier": pf.TIERS,
+        "channel": pf.CHANNELS, "cof_type": pf.COF_TYPES, "sca_exemption": pf.EXEMPTIONS,
+        "issuer_country": pf.COUNTRIES, "merchant_country": pf.COUNTRIES,
+    }  # fmt: skip
+    for column, vocabulary in vocabularies.items():
+        assert set(attempts.column(column).to_pylist()) <= set(vocabulary), column
+    assert pf.COUNTRIES == countries.CODES
     assert pf.route_ids(RouteTable.load())[:5] == ("A-US", "A-EU", "B-GB", "C-BR", "D-XB")
     assert "1A" in pf.decline_codes(ResponseCodes.load())
 
