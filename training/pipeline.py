@@ -83,10 +83,23 @@ def validate(
     run_id = run if run is not None else dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     if not isinstance(run_id, str) or not run_id or "/" in run_id or run_id.startswith("."):
         raise InvalidInput(f"run: expected a plain directory name, got {run_id!r}")
+    seed_value = check_seed(seed)
+    # Where the run writes, checked before minutes of work rather than after them.
+    for name in ("repository", "report"):
+        _check_writable(name, paths[name])
     return Request(
-        paths["data"], paths["repository"], paths["report"], str(config), chosen,
-        check_seed(seed), run_id,
+        paths["data"], paths["repository"], paths["report"], str(config), chosen, seed_value,
+        run_id,
     )  # fmt: skip
+
+
+def _check_writable(name: str, path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise InvalidInput(f"{name}: {path} is not writable ({exc.strerror or exc})") from None
 
 
 @dataclass

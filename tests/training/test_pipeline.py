@@ -291,3 +291,16 @@ def test_bad_arguments_are_named(tmp_path: Path, args: list[str], expected: str)
     assert done.returncode == 1
     assert expected in done.stderr
     assert not (tmp_path / "d").exists() and not (tmp_path / "m").exists()
+
+
+def test_an_unwritable_repository_is_named_before_any_work(tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the repository's parent should be\n")
+    done = _train(
+        "--data", str(tmp_path / "d"), "--repository", str(blocked / "models"),
+        "--report", str(tmp_path / "r"), "--config", "demo",
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"repository: {blocked / 'models'} is not writable" in lines[0]
+    assert not (tmp_path / "d").exists()
