@@ -4,7 +4,9 @@ drain that completes what was accepted. Nothing here is timed: outcomes, not spe
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Callable
 
 import grpc
 import numpy as np
@@ -25,26 +27,63 @@ def _request(x: np.ndarray, **params: int) -> pb.ModelInferRequest:
     return request
 
 
+class _Gate:
+    """The model behind a gate: a batch stays in the engine until the test opens it, so what
+    the server does with the calls that arrive meanwhile does not depend on timing."""
+
+    def __init__(self, model: CompiledModel) -> None:
+        self.model = model
+        self.opened = threading.Event()
+        self.rows_in_engine = 0
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.rows_in_engine += x.shape[0]
+        if not self.opened.wait(20):
+            raise TimeoutError("the test never opened the gate")
+        return self.model.predict(x)
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.005)
+
+
 def test_full_queue_is_resource_exhausted_and_the_rest_are_right(serve_with, model_repository):
+    """The first request is held in the engine and the next one fills the 4-row queue, so the
+    other 58 concurrent requests are shed at once and exactly two are computed."""
     model = CompiledModel.open(model_repository / "fraud" / "2")
     batches = [rows(4, seed=i) for i in range(60)]
-    with serve_with(model_repository, max_batch_rows=4, max_queue_rows=4) as server:
+    gate = _Gate(model)
+    settings = {"max_batch_rows": 4, "max_queue_rows": 4, "execution": "thread"}
+    with serve_with(model_repository, **settings) as server:
+        # The server's own batcher, built from the settings above; only its engine is swapped.
+        server.running.repository.get("fraud").batcher._predict = gate.predict  # type: ignore[attr-defined]
 
         async def burst() -> list[object]:
             async with grpc.aio.insecure_channel(server.address) as channel:
                 stub = pb_grpc.GRPCInferenceServiceStub(channel)
-                calls = [stub.ModelInfer(_request(x), timeout=10) for x in batches]
+                calls = [
+                    asyncio.ensure_future(stub.ModelInfer(_request(x), timeout=30)) for x in batches
+                ]
+                await _until(lambda: sum(c.done() for c in calls) >= len(calls) - 2, "58 shed")
+                gate.opened.set()
                 return await asyncio.gather(*calls, return_exceptions=True)
 
         results = asyncio.run(burst())
     shed = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
-    assert shed, "60 concurrent 4-row requests against a 4-row queue shed none"
+    assert len(shed) == 58
     assert {r.code() for r in shed} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert "max_queue_rows=4" in shed[0].details()
+    computed = 0
     for x, result in zip(batches, results, strict=True):
         if isinstance(result, pb.ModelInferResponse):
             got = np.frombuffer(result.raw_output_contents[0], dtype="<f4")
             np.testing.assert_array_equal(got, model.predict(x))
+            computed += 1
+    assert computed == 2
 
 
 def test_expired_timeout_parameter_is_deadline_exceeded(live_server):
@@ -63,41 +102,46 @@ def test_expired_timeout_parameter_is_deadline_exceeded(live_server):
 
 
 def test_drain_completes_accepted_requests_and_refuses_new(serve_with, model_repository):
-    """A slow engine (a real model behind a 50 ms sleep, run on the batcher's thread) keeps
-    requests in flight while the server drains."""
+    """The first batch is held in the engine until the drain has begun, so every request is
+    accepted before it and a request sent after it is refused, whatever the machine's load."""
     model = CompiledModel.open(model_repository / "fraud" / "2")
-
-    def slow_predict(x: np.ndarray) -> np.ndarray:
-        time.sleep(0.05)
-        return model.predict(x)
+    gate = _Gate(model)
 
     with serve_with(model_repository) as server:
         loaded = server.running.repository.get("fraud")  # type: ignore[attr-defined]
 
         async def install() -> None:
             loaded.batcher = MicroBatcher(
-                slow_predict, num_features=model.num_features, max_batch_rows=4,
-                max_queue_rows=64, execution="thread", name="fraud/slow",
+                gate.predict, num_features=model.num_features, max_batch_rows=4,
+                max_queue_rows=64, execution="thread", name="fraud/gated",
             )  # fmt: skip
 
         asyncio.run_coroutine_threadsafe(install(), server.loop).result(10)
+        batcher = loaded.batcher
         batches = [rows(2, seed=i) for i in range(8)]
 
         async def scenario() -> tuple[list[object], object]:
             async with grpc.aio.insecure_channel(server.address) as channel:
                 stub = pb_grpc.GRPCInferenceServiceStub(channel)
-                calls = [stub.ModelInfer(_request(x), timeout=10) for x in batches]
-                await asyncio.sleep(0.02)
+                calls = [
+                    asyncio.ensure_future(stub.ModelInfer(_request(x), timeout=30)) for x in batches
+                ]
+                # 16 rows in all: the held batch's (one or two requests) and the queued ones.
+                await _until(
+                    lambda: gate.rows_in_engine + batcher.queue_rows == 16,
+                    "all 8 requests are accepted",
+                )
                 drain = asyncio.wrap_future(
                     asyncio.run_coroutine_threadsafe(
-                        server.running.drain_and_stop(5.0),
+                        server.running.drain_and_stop(30.0),
                         server.loop,  # type: ignore[attr-defined]
                     )
                 )
-                await asyncio.sleep(0.01)
+                await _until(lambda: server.running.state.draining, "the drain has begun")
                 late = await asyncio.gather(
                     stub.ModelInfer(_request(rows(1)), timeout=5), return_exceptions=True
                 )
+                gate.opened.set()
                 accepted = await asyncio.gather(*calls, return_exceptions=True)
                 await drain
                 return accepted, late[0]
