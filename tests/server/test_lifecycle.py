@@ -163,7 +163,11 @@ def test_sigterm_goes_not_serving_refuses_new_calls_and_exits_zero(serving):
             follower = asyncio.create_task(follow())
             assert (await stub.ModelInfer(_request(rows(2)), timeout=10)).raw_output_contents
             server.proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
+            # Health goes NOT_SERVING once the drain has begun; only then must calls be refused.
+            deadline = time.monotonic() + 30
+            while health_pb2.HealthCheckResponse.NOT_SERVING not in watched:
+                assert time.monotonic() < deadline, f"no NOT_SERVING after SIGTERM: {watched}"
+                await asyncio.sleep(0.01)
             late = await asyncio.gather(
                 stub.ModelInfer(_request(rows(1)), timeout=5), return_exceptions=True
             )
