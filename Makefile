@@ -58,6 +58,7 @@ lint: $(STAMP)
 # 2 cores); each writes its tables and plots to bench/results/.
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/shim_blocks.py
 	$(BIN)/python bench/batcher.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/load.py

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +280,13 @@ def train(spec: ModelSpec, data: Dataset, cache: Path) -> tuple[Path, dict[str, 
     return model_path, info
 
 
+def codegen_fingerprint() -> str:
+    """What, besides the model and the options, decides a bundle's code: the shim and its
+    block size."""
+    shim = resources.files("forestgate.compiler").joinpath("shim.c").read_text("utf-8")
+    return "codegen-" + _key(shim, codegen.BLOCK_ROWS)
+
+
 def build(
     spec: ModelSpec,
     *,
@@ -293,7 +301,8 @@ def build(
     Returns the build, or the pipeline's error message when it refuses the variant (a failed
     verification is a result worth reporting, and is cached like a success).
     """
-    repository = cache / "bundles"
+    # Bundles are cached per code generator too: a changed shim or block size must rebuild them.
+    repository = cache / "bundles" / codegen_fingerprint()
     bundle_dir = repository / model_key / variant.key
     record_path = repository / model_key / f"{variant.key}.build.json"
     if record_path.is_file():

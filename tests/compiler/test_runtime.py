@@ -4,6 +4,7 @@ library, manifest or self-check rows were changed after compilation."""
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import re
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from forestgate.compiler import codegen
 from forestgate.compiler.pipeline import SELF_CHECK_ROWS
 from forestgate.compiler.runtime import CompiledModel
 from forestgate.errors import BundleError, InvalidInput
@@ -127,10 +129,16 @@ def test_output_shape_is_n_or_n_by_classes(
         np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_rows_are_scored_independently_of_their_batch(binary: CompiledModel) -> None:
-    x = batch(50, seed=3)
-    whole = binary.predict(x)
-    one_by_one = np.concatenate([binary.predict(x[i : i + 1]) for i in range(50)])
+def test_rows_are_scored_independently_of_their_batch(case: Case) -> None:
+    """The shim scores blocks of BLOCK_ROWS rows unit by unit; these rows span two full blocks
+    and a partial one, and every output must be bit-for-bit the row's own."""
+    model = case.compiled
+    library = ctypes.CDLL(str(case.bundle_dir / model.manifest.library["file"]))
+    assert library.forestgate_block_rows() == codegen.BLOCK_ROWS  # the blocked path is in use
+    n = 2 * codegen.BLOCK_ROWS + 9
+    x = batch(n, seed=3)
+    whole = model.predict(x)
+    one_by_one = np.concatenate([model.predict(x[i : i + 1]) for i in range(n)])
     np.testing.assert_array_equal(whole, one_by_one)
 
 
