@@ -240,56 +240,80 @@ _PREDICT = re.compile(
 _UNIT_CALL = re.compile(r"^\s*predict_unit(\d+)\(data, result\);\s*$")
 
 
-def blocked_units(main_c: str) -> str | None:
-    """C for the shim's blocked path: a table of the generated translation units and
-    fg_finish(), predict() without its unit calls. None if predict() is not shaped as expected
-    (units called in order, then the rest), and the shim then calls predict() per row."""
+@dataclass(frozen=True)
+class BlockedCode:
+    """The generated predict() split for the shim's blocked path: fg_prepare() (what predict()
+    does to a row before its units, e.g. quantising it), the units in order, and fg_finish()
+    (what it does after them). Appended to main.c, whose statics they may use."""
+
+    units: int
+    helpers: str
+
+
+def blocked_units(main_c: str) -> BlockedCode | None:
+    """predict() split into prepare / units / finish, or None if it is not shaped as
+    expected (one run of unit calls in order, nothing else among them, none elsewhere); the
+    shim then calls predict() per row."""
     match = _PREDICT.search(main_c)
     if match is None:
         return None
     leaf_type, body = match.groups()
+    before: list[str] = []
     units: list[int] = []
-    rest: list[str] = []
+    after: list[str] = []
     for line in body.splitlines():
         call = _UNIT_CALL.match(line)
-        if call is None:
-            rest.append(line)
-        elif any("result" in earlier for earlier in rest):
-            return None  # a unit runs after something else touched the result
-        else:
+        if call is not None:
+            if after:
+                return None  # a unit call after the run of units
             units.append(int(call.group(1)))
-    if units != list(range(len(units))) or not units:
+        elif units and not line.strip() and not after:
+            continue
+        else:
+            (after if units else before).append(line)
+    if not units or units != list(range(len(units))):
         return None
-    if any("predict_unit" in line for line in rest):
+    if any("predict_unit" in line for line in (*before, *after)):
         return None
+    finish = "\n".join(after)
+    if re.search(r"\btmp\b", finish) and "unsigned int tmp;" not in finish:
+        finish = "  unsigned int tmp;\n" + finish
     table = ", ".join(f"predict_unit{i}" for i in units)
-    finish = "\n".join(rest)
-    return (
-        f"#define FG_NUM_UNITS {len(units)}\n"
-        f"static void (*const fg_units[FG_NUM_UNITS])(union Entry*, {leaf_type}*) = {{{table}}};\n"
-        f"static void fg_finish(union Entry* data, int pred_margin, {leaf_type}* result) {{\n"
+    helpers = (
+        "\n/* ForestGate: predict() split for the blocked batch path (forestgate_shim.c). */\n"
+        "void fg_prepare(union Entry* data) {\n" + "\n".join(before) + "\n}\n"
+        f"void fg_finish(union Entry* data, int pred_margin, {leaf_type}* result) {{\n"
         f"{finish}\n}}\n"
+        f"void (*const fg_units[{len(units)}])(union Entry*, {leaf_type}*) = {{{table}}};\n"
     )
+    return BlockedCode(units=len(units), helpers=helpers)
 
 
 def _add_shim(source_dir: Path, stats: ModelStats, block_rows: int | None = None) -> None:
     template = resources.files("forestgate.compiler").joinpath("shim.c").read_text("utf-8")
     leaf_type = {"float32": "float", "float64": "double"}[stats.leaf_output_type]
-    units = blocked_units((source_dir / "main.c").read_text(encoding="utf-8"))
-    if units is None:
+    main_path = source_dir / "main.c"
+    main_c = main_path.read_text(encoding="utf-8")
+    blocked = blocked_units(main_c)
+    if blocked is None:
         log.warning("generated predict() has an unexpected shape; scoring row by row")
-        block = 1
+        block, units = 1, 0
     else:
         block = BLOCK_ROWS if block_rows is None else block_rows
+        units = blocked.units
+        main_path.write_text(main_c + blocked.helpers, encoding="utf-8")
     shim = (
         template.replace("@NUM_FEATURE@", str(stats.num_features))
         .replace("@LEAF_TYPE@", leaf_type)
         .replace("@BLOCK_ROWS@", str(block))
-        .replace("@UNITS@", units or "")
+        .replace("@NUM_UNITS@", str(units))
     )
     (source_dir / "forestgate_shim.c").write_text(shim, encoding="utf-8")
     recipe_path = source_dir / "recipe.json"
     recipe = json.loads(recipe_path.read_text(encoding="utf-8"))
+    for source in recipe["sources"]:
+        if source.get("name") == "main":
+            source["length"] = main_path.read_text(encoding="utf-8").count("\n")
     recipe["sources"].append({"name": "forestgate_shim", "length": shim.count("\n")})
     recipe_path.write_text(json.dumps(recipe), encoding="utf-8")
 

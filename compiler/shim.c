@@ -11,9 +11,11 @@
  * of the block before the next unit starts, so a model whose code outgrows the L2 cache reads
  * each unit's code once per block instead of once per row. Per row, the units still add into
  * its result in predict()'s order and fg_finish() then does exactly what predict() does after
- * them (base scores, averaging, the postprocessor), so every output is bit-for-bit predict()'s.
- * codegen.py writes fg_finish() and the unit table from the generated predict(); when it cannot,
- * FG_BLOCK_ROWS is 1 and predict() itself is called per row. */
+ * them (base scores, averaging, the postprocessor), after fg_prepare() did to the row what
+ * predict() does before them (quantising it, for a quantised build), so every output is
+ * bit-for-bit predict()'s. codegen.py writes fg_prepare(), fg_finish() and the unit table into
+ * main.c from the generated predict(); when it cannot, FG_BLOCK_ROWS is 1 and predict() itself
+ * is called per row. */
 #include "header.h"
 
 #define FG_NUM_FEATURE @NUM_FEATURE@
@@ -21,7 +23,13 @@
 #define FG_BLOCK_ROWS @BLOCK_ROWS@
 typedef @LEAF_TYPE@ fg_leaf_t;
 
-@UNITS@
+#if FG_BLOCK_ROWS > 1
+/* Written into main.c by codegen.py from the generated predict(). */
+#define FG_NUM_UNITS @NUM_UNITS@
+void fg_prepare(union Entry* data);
+void fg_finish(union Entry* data, int pred_margin, fg_leaf_t* result);
+extern void (*const fg_units[FG_NUM_UNITS])(union Entry*, fg_leaf_t*);
+#endif
 
 int32_t forestgate_abi_version(void) { return 1; }
 int32_t forestgate_num_feature(void) { return FG_NUM_FEATURE; }
@@ -50,6 +58,9 @@ int32_t forestgate_predict_f32(const float* x, int64_t n, int32_t out_col, float
           row[j].fvalue = xi[j];
         }
       }
+#if FG_BLOCK_ROWS > 1
+      fg_prepare(row);
+#endif
       for (int32_t k = 0; k < FG_NUM_OUTPUT; ++k) result[r * FG_NUM_OUTPUT + k] = 0;
     }
 #if FG_BLOCK_ROWS > 1
