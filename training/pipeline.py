@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from forestgate.errors import InvalidInput
@@ -153,8 +154,6 @@ def _horizon(data: Path) -> tuple[dt.date, int, dict[str, str]]:
     path = data / "attempts.parquet"
     table = pq.read_table(path, columns=["ts_utc"])
     ts = table.column("ts_utc")
-    import pyarrow.compute as pc
-
     first = pc.min(ts).as_py()
     last = pc.max(ts).as_py()
     if first is None:
@@ -190,7 +189,10 @@ def _model_run(
     masks = split.masks(data.day)
     xv, yv, wv = data.part("valid")
     ts = table.column("ts_utc").cast(pa.int64()).to_numpy(zero_copy_only=False)
-    choice = calibrate.choose(kept.predict(xv), yv, wv, ts[masks["valid"]])
+    try:
+        choice = calibrate.choose(kept.predict(xv), yv, wv, ts[masks["valid"]])
+    except ValueError as exc:  # too few of one outcome in half of the validation period
+        raise InvalidInput(f"{task}: {exc}") from None
     test = masks["test"]
     raw = kept.predict(data.x[test])
     cal = choice.calibration.apply(raw)
