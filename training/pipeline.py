@@ -1,9 +1,9 @@
 """`forestgate train` end to end: generate (when the data directory is empty) -> features ->
 train -> calibrate -> evaluate -> compile -> report, in one call.
 
-Nothing reaches the model repository until every step before compilation has succeeded, and
-both bundles are compiled into a staging directory inside the repository and renamed into
-place together, so a failure leaves the repository as it was.
+Nothing reaches the model repository until every step before compilation has succeeded;
+publish.py then compiles both bundles and places them together, so a failure leaves the
+repository as it was.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,22 +25,11 @@ import pyarrow.parquet as pq
 
 from forestgate.errors import InvalidInput
 from forestgate.payments.features import APPROVAL_FEATURES, RETRY_FEATURES
-from forestgate.training import calibrate, evaluate, features, replay, train
+from forestgate.training import calibrate, evaluate, features, publish, replay, train
 from forestgate.training.presets import preset as check_preset
 from forestgate.training.presets import seed as check_seed
 
 F64 = npt.NDArray[np.float64]
-MODELS = {"approval": "approval", "retry": "retry"}  # model name in the repository per task
-# The rows compile_model adds to its verification sample, and the rows behind the reference
-# distributions written into each manifest.
-VERIFY_ROWS = 2_000
-REFERENCE_ROWS = 50_000
-SEGMENTS = (
-    ("domestic", "not is_cross_border"),
-    ("cross-border", "is_cross_border"),
-    ("CIT", "cit_mit == 'CIT'"),
-    ("MIT", "cit_mit == 'MIT'"),
-)
 # The break-even threshold and multiples of it, to show what moving away from it costs.
 THRESHOLD_SCALES = (0.5, 1.0, 2.0, 10.0, 50.0)
 Log = Callable[[str], None]
@@ -340,7 +327,7 @@ def run(request: Request, log: Log = print) -> RunResult:
         approval=approval, retry=retry, break_even=break_even, routing=routing, retries=retries,
         final_approval=final, seconds=seconds,
     )  # fmt: skip
-    _compile(result, {"approval": approval_data, "retry": retry_data}, log)
+    publish.compile_bundles(result, {"approval": approval_data, "retry": retry_data}, log)
     t = lap("compile", t)
     from forestgate.training import report
 
@@ -348,91 +335,5 @@ def run(request: Request, log: Log = print) -> RunResult:
     lap("report", t)
     seconds["total"] = time.perf_counter() - started
     (result.report_dir / "seconds.json").write_text(json.dumps(seconds, indent=2) + "\n")
-    _log_mlflow(result, log)
+    publish.log_mlflow(result, log)
     return result
-
-
-def _next_version(repository: Path, name: str) -> str:
-    existing = [int(p.name) for p in (repository / name).glob("*") if p.name.isdigit()]
-    return str(max(existing, default=0) + 1)
-
-
-def _training_metrics(result: RunResult, run: ModelRun) -> dict[str, Any]:
-    return {
-        "run": result.request.run,
-        "config": result.request.config,
-        "framework": run.selection.kept.framework,
-        "selection": run.selection.reason,
-        "calibration": {"method": run.choice.method, "brier_by_method": run.choice.brier_by_method},
-        "rows": run.rows,
-        "split": {"valid_from_day": result.split.valid_from,
-                  "test_from_day": result.split.test_from, "days": result.split.days,
-                  "first_day": result.first_day.isoformat()},
-        "test": {"raw": run.test_raw.as_dict(), "calibrated": run.test_calibrated.as_dict()},
-        "data": result.data_meta,
-    }  # fmt: skip
-
-
-def _compile(result: RunResult, data: dict[str, train.Dataset], log: Log) -> None:
-    from forestgate.compiler.pipeline import compile_model
-    from forestgate.compiler.reference import Reference
-
-    repository = result.request.repository
-    repository.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".train-staging-", dir=repository))
-    try:
-        placed = []
-        for task, run in (("approval", result.approval), ("retry", result.retry)):
-            name = MODELS[task]
-            version = _next_version(repository, name)
-            ds = data[task]
-            x_train, _, _ = ds.part("train")
-            x_test = ds.x[ds.split.masks(ds.day)["test"]]
-            rng = np.random.default_rng(result.request.seed)
-            ref_rows = x_train[rng.permutation(len(x_train))[:REFERENCE_ROWS]]
-            kept = run.selection.kept
-            reference = Reference.fit(ref_rows, kept.predict(ref_rows), list(ds.features))
-            log(f"compiling {name}/{version} ({kept.framework}, {kept.trees} trees)")
-            compiled = compile_model(
-                train.trim(kept), name=name, version=version, repository=staging,
-                sample=x_test[:VERIFY_ROWS], calibration=run.choice.calibration,
-                reference=reference, training_metrics=_training_metrics(result, run),
-            )  # fmt: skip
-            placed.append((compiled.bundle_dir, repository / name / version, run, version))
-        for source, target, run, version in placed:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source.rename(target)
-            run.bundle, run.version = target, version
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _log_mlflow(result: RunResult, log: Log) -> None:
-    """Parameters, metrics and artifacts to MLflow when it is installed; a no-op otherwise."""
-    try:
-        import mlflow
-    except ImportError:
-        return
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        # A local store beside the reports (`mlflow ui --backend-store-uri reports/mlruns`).
-        # MLflow 3 keeps the file store in maintenance mode behind this switch; a server or a
-        # database store is one MLFLOW_TRACKING_URI away.
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        mlflow.set_tracking_uri((result.request.report / "mlruns").resolve().as_uri())
-    mlflow.set_experiment("forestgate-train")
-    with mlflow.start_run(run_name=result.request.run):
-        mlflow.log_params({"config": result.request.config, "data": str(result.request.data),
-                           **{f"data.{k}": v for k, v in result.data_meta.items()}})  # fmt: skip
-        for run in (result.approval, result.retry):
-            mlflow.log_param(f"{run.task}.framework", run.selection.kept.framework)
-            mlflow.log_param(f"{run.task}.calibration", run.choice.method)
-            for stage, q in (("raw", run.test_raw), ("calibrated", run.test_calibrated)):
-                for key, value in q.as_dict().items():
-                    if isinstance(value, float) and np.isfinite(value):
-                        mlflow.log_metric(f"{run.task}.test.{stage}.{key}", value)
-        for o in result.routing:
-            mlflow.log_metric(f"routing.{o.policy.replace(' ', '_')}.net_usd_per_1000",
-                              o.net_usd_per_1000)  # fmt: skip
-        if result.report_dir is not None:
-            mlflow.log_artifacts(str(result.report_dir), artifact_path="report")
-    log(f"logged to MLflow at {mlflow.get_tracking_uri()}")
