@@ -5,8 +5,6 @@ scenarios, draw the payments, simulate every attempt, write one Parquet file per
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forestgate.errors import InvalidInput
 from forestgate.training import presets
 from forestgate.training.arrivals import generate_payments
+from forestgate.training.directories import directory, writable
 from forestgate.training.scenarios import plan
 from forestgate.training.simulate import simulate
 from forestgate.training.tables import attempts_and_truth, dimension_tables
@@ -51,18 +49,7 @@ def validate(preset: object, seed: object, out: object) -> Request:
     (creating it) before any work starts."""
     chosen = presets.preset(preset)
     value = presets.seed(seed)
-    if not isinstance(out, str | os.PathLike) or not str(out):
-        raise InvalidInput(f"out: expected a directory path, got {out!r}")
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise InvalidInput(f"out: {path} exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
-            pass
-    except OSError as exc:
-        raise InvalidInput(f"out: {path} is not writable ({exc.strerror or exc})") from None
-    return Request(chosen, value, path)
+    return Request(chosen, value, writable("out", directory("out", out)))
 
 
 def generate(request: Request) -> Result:

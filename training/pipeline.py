@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ import pyarrow.parquet as pq
 from forestgate.errors import InvalidInput
 from forestgate.payments.features import APPROVAL_FEATURES, RETRY_FEATURES
 from forestgate.training import calibrate, evaluate, features, publish, replay, train
+from forestgate.training.directories import directory, writable
 from forestgate.training.presets import preset as check_preset
 from forestgate.training.presets import seed as check_seed
 
@@ -57,14 +56,10 @@ def validate(
     run: object = None,
 ) -> Request:
     """A checked request, or InvalidInput naming the argument, before any work starts."""
-    paths = {}
-    for name, value in (("data", data), ("repository", repository), ("report", report)):
-        if not isinstance(value, str | os.PathLike) or not str(value):
-            raise InvalidInput(f"{name}: expected a directory path, got {value!r}")
-        path = Path(value)
-        if path.exists() and not path.is_dir():
-            raise InvalidInput(f"{name}: {path} exists and is not a directory")
-        paths[name] = path
+    paths = {
+        name: directory(name, value)
+        for name, value in (("data", data), ("repository", repository), ("report", report))
+    }
     if config not in train.CONFIGS:
         raise InvalidInput(f"config: expected one of {', '.join(train.CONFIGS)}, got {config!r}")
     chosen = check_preset(preset).name
@@ -74,20 +69,11 @@ def validate(
     seed_value = check_seed(seed)
     # Where the run writes, checked before minutes of work rather than after them.
     for name in ("repository", "report"):
-        _check_writable(name, paths[name])
+        writable(name, paths[name])
     return Request(
         paths["data"], paths["repository"], paths["report"], str(config), chosen, seed_value,
         run_id,
     )  # fmt: skip
-
-
-def _check_writable(name: str, path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
-            pass
-    except OSError as exc:
-        raise InvalidInput(f"{name}: {path} is not writable ({exc.strerror or exc})") from None
 
 
 @dataclass
@@ -209,10 +195,9 @@ def _model_run(
 
 
 def _score(run: ModelRun, data: train.Dataset, table: pa.Table) -> F64:
-    x = np.column_stack(
-        [table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in data.features]
+    return run.choice.calibration.apply(
+        run.selection.kept.predict(train.matrix(table, data.features))
     )
-    return run.choice.calibration.apply(run.selection.kept.predict(x))
 
 
 def _final_approval(

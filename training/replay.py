@@ -219,7 +219,7 @@ def _utc(epoch_ms: int) -> dt.datetime:
 
 def _histories(
     con: duckdb.DuckDBPyConnection, data_dir: Path, parents: I64
-) -> tuple[dict[int, tuple[History, dict[str, Any]]], Rules]:
+) -> dict[int, tuple[History, dict[str, Any]]]:
     """For each declined parent attempt: its card+merchant history up to and including it."""
     con.register("parents", pa.table({"attempt_id": pa.array(parents, type=pa.int64())}))
     rows = con.sql(
@@ -261,7 +261,7 @@ def _histories(
         out[parent] = (history, {"at": _utc(last[1]), "route": last[11],
                                  "amount_minor": int(last[5]), "currency": last[6],
                                  "is_mit": last[12] == "MIT"})  # fmt: skip
-    return out, memoised(Rules.load())
+    return out
 
 
 def _retry(last: dict[str, Any], delay_s: int) -> Action:
@@ -289,7 +289,8 @@ def retries(
     label = candidates.column("approved").to_numpy(zero_copy_only=False)
     prop = candidates.column("propensity").to_numpy(zero_copy_only=False)
     family = np.asarray(candidates.column("decline_family").to_pylist(), dtype=object)
-    histories, rules = _histories(con, data_dir, np.unique(parent))
+    histories = _histories(con, data_dir, np.unique(parent))
+    rules = memoised(Rules.load())
     allowed = np.zeros(parent.size, dtype=np.bool_)
     for i in range(parent.size):
         history, last = histories[int(parent[i])]

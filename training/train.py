@@ -106,6 +106,14 @@ class Dataset:
         return self.x[mask], self.y[mask], w / max(float(w.mean()), 1e-12)
 
 
+def matrix(table: pa.Table, features: tuple[str, ...]) -> F32:
+    """The feature columns of ``table`` as the float32 [n, F] rows a model (and its bundle)
+    scores, in ``features`` order."""
+    return np.column_stack(
+        [table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in features]
+    )
+
+
 def dataset(
     name: str, table: pa.Table, features: tuple[str, ...], split: TimeSplit, *, label: str
 ) -> Dataset:
@@ -113,9 +121,7 @@ def dataset(
     missing = [c for c in (*features, label, "propensity", "day") if c not in table.column_names]
     if missing:
         raise InvalidInput(f"{name} features: missing column(s) {', '.join(missing)}")
-    x = np.column_stack(
-        [table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in features]
-    )
+    x = matrix(table, features)
     y = table.column(label).to_numpy(zero_copy_only=False).astype(np.bool_)
     prop = table.column("propensity").to_numpy(zero_copy_only=False).astype(np.float64)
     prop = np.where(np.isfinite(prop) & (prop > 0), prop, 1.0)
