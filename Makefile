@@ -59,6 +59,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/shim_blocks.py
+	$(BIN)/python bench/features.py
 	$(BIN)/python bench/batcher.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/load.py

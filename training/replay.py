@@ -12,6 +12,7 @@ guardrail.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,10 @@ class PolicyOutcome:
         return asdict(self)
 
 
+@functools.cache
 def _routes_costs() -> Any:
-    # Only the cost arrays of the generator's vectorised route table are used (no behaviour).
+    # Only the cost arrays of the generator's vectorised route table are used (no behaviour);
+    # built once per process, not once per money() call (a run makes three).
     return build_routes(
         np.random.default_rng(0), table=RouteTable.load(), rates=exchange_rates(), horizon_s=1
     )

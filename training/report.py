@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import platform
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
+
+from forestgate import __version__
 
 matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt
@@ -146,8 +151,29 @@ def _quality_json(q: Quality) -> dict[str, Any]:
             for k, v in q.as_dict().items()}  # fmt: skip
 
 
+def provenance() -> dict[str, Any]:
+    """Which code on which machine: the commit of the source tree when it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(here), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        commit = done.stdout.strip() or "?"
+    except (OSError, subprocess.TimeoutExpired):
+        commit = "?"
+    return {
+        "forestgate": __version__,
+        "commit": commit,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "loadavg_at_report": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
 def write(result: RunResult, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
+    run_info = provenance()
     _plot_curves(result, out / "roc_pr.png")
     _plot_reliability(result.approval, out / "reliability_approval.png")
     _plot_reliability(result.retry, out / "reliability_retry.png")
@@ -162,6 +188,10 @@ def write(result: RunResult, out: Path) -> Path:
         f"{meta.get('forestgate.preset', '?')}, seed {meta.get('forestgate.seed', '?')}). "
         f"Configuration `{req.config}`. Time split from {result.first_day}: "
         f"{split.label('train')}, {split.label('valid')}, {split.label('test')}.",
+        "",
+        f"Code: forestgate {run_info['forestgate']}, commit `{run_info['commit']}`; Python "
+        f"{run_info['python']} on {run_info['machine']}; load average "
+        f"{run_info['loadavg_at_report']} when the report was written.",
         "",
         "Every number below comes from this run; `metrics.json` holds them all.",
         "",
@@ -252,6 +282,7 @@ def write(result: RunResult, out: Path) -> Path:
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     metrics = {
         "run": req.run,
+        "provenance": run_info,
         "config": req.config,
         "data": meta,
         "split": {"valid_from_day": split.valid_from, "test_from_day": split.test_from,

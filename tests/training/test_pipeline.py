@@ -91,6 +91,8 @@ def test_report_has_every_section_and_its_plots(trained: Trained) -> None:
         blob = (run / plot).read_bytes()
         assert blob.startswith(PNG) and len(blob) > 5_000
     metrics = json.loads((run / "metrics.json").read_text())
+    commit = metrics["provenance"]["commit"]
+    assert commit and f"commit `{commit}`" in text
     assert metrics["guardrail_violations"] == 0
     assert "**0 violated a rule**" in text
     policies = {r["policy"]: r for r in metrics["routing"]}
