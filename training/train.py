@@ -28,7 +28,8 @@ FRAMEWORKS = ("xgboost", "lightgbm")
 MIN_DAYS = 5
 SPLITS = ("train", "valid", "test")
 # An explored route has propensity ~0.07/5, so its raw weight is ~70. Measured on the default
-# preset (1M attempts, demo config), the cap trades bias against variance: within-payment
+# preset (1M attempts, demo config; bench/results/weight_cap.md, the mean of the two
+# frameworks), the cap trades bias against variance: within-payment
 # correlation of predicted and true route differences 0.30 unweighted, 0.38 at cap 10, 0.33 at
 # cap 50, and routing net value per 1,000 payments 19,610 / 19,655 / 19,641 USD (logging
 # policy 19,525, oracle 19,847).
