@@ -46,6 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	rm -rf build/typecheck && mkdir -p build/typecheck/forestgate
 	ln -s $(CURDIR)/forestgate/*.py build/typecheck/forestgate/
+	ln -s $(CURDIR)/engine build/typecheck/forestgate/engine
 	ln -s $(CURDIR)/compiler build/typecheck/forestgate/compiler
 	ln -s $(CURDIR)/server build/typecheck/forestgate/server
 	ln -s $(CURDIR)/protos build/typecheck/forestgate/protos

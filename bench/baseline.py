@@ -94,7 +94,7 @@ def xgboost_score(model_file: Path) -> Score:
 
 
 def compiled_score(bundle: Path) -> Score:
-    from forestgate.compiler.runtime import CompiledModel
+    from forestgate.engine.model import CompiledModel
 
     model = CompiledModel.open(bundle)
     model.self_check()

@@ -120,7 +120,7 @@ def xgboost_engine(workdir: Path) -> tuple[Engine, str]:
     import xgboost
 
     from forestgate.compiler.pipeline import compile_model
-    from forestgate.compiler.runtime import CompiledModel
+    from forestgate.engine.model import CompiledModel
 
     x, y = synthetic_rows(5_000, seed=3)
     trees, depth = 50, 6

@@ -29,7 +29,9 @@ import engine_workload as workload  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
-from forestgate.compiler.runtime import CompiledModel  # noqa: E402
+from forestgate.engine.abi import load_library  # noqa: E402
+from forestgate.engine.manifest import read_manifest  # noqa: E402
+from forestgate.engine.model import CompiledModel  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -81,11 +83,8 @@ class RawCtypes(Engine):
         self.bundle_dir = bundle_dir
 
     def setup(self, pool: F32) -> F32:
-        manifest = json.loads((self.bundle_dir / "manifest.json").read_text())
-        lib = ctypes.CDLL(str((self.bundle_dir / manifest["library"]["file"]).resolve()))
-        fn = lib.forestgate_predict_f32
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
-        fn.restype = ctypes.c_int32
+        manifest = read_manifest(self.bundle_dir)
+        fn = load_library(self.bundle_dir / manifest.library.file).predict
         self.out = np.empty(max(BATCHES), dtype=np.float32)
         out_ptr = self.out.ctypes.data
 
@@ -301,11 +300,9 @@ def call_path_breakdown(bundle_dir: Path, pool: F32, rounds: int, block: int) ->
     import tl2cgen
 
     model = CompiledModel.open(bundle_dir)
-    lib = ctypes.CDLL(str((bundle_dir / model.manifest.library["file"]).resolve()))
-    fn = lib.forestgate_predict_f32
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
-    fn.restype = ctypes.c_int32
-    trivial = lib.forestgate_abi_version
+    library = load_library(bundle_dir / model.manifest.library.file)
+    fn = library.predict
+    trivial = library.handle.forestgate_abi_version
     out = np.empty(1, dtype=np.float32)
     out_ptr = out.ctypes.data
     # The same two critical sections CompiledModel.predict runs around the native call.
@@ -321,7 +318,7 @@ def call_path_breakdown(bundle_dir: Path, pool: F32, rounds: int, block: int) ->
             if state[0] == 0:
                 idle.notify_all()
 
-    predictor = tl2cgen.Predictor(str(bundle_dir / model.manifest.library["file"]), nthread=1)
+    predictor = tl2cgen.Predictor(str(bundle_dir / model.manifest.library.file), nthread=1)
     items: list[tuple[str, Any]] = [
         ("empty Python call (loop baseline)", lambda x: None),
         ("bare ctypes call, trivial C function", lambda x: trivial()),

@@ -23,6 +23,7 @@ import treelite
 
 from forestgate.compiler import codegen
 from forestgate.compiler.pipeline import compile_model
+from forestgate.engine.manifest import ModelStats
 from forestgate.errors import CompileError
 
 DATA_VERSION = 1
@@ -345,27 +346,25 @@ def build(
         model=spec.name,
         variant=variant,
         bundle_dir=bundle_dir,
-        codegen_gcc_s=float(manifest.compiler["compile_seconds"]),
+        codegen_gcc_s=manifest.compiler.compile_seconds,
         pipeline_s=round(pipeline_s, 3),
-        so_bytes=int(manifest.library["size_bytes"]),
+        so_bytes=manifest.library.size_bytes,
         verify_rows=result.verification.rows,
         verify_max_abs_diff=result.verification.max_abs_diff,
-        resolved=dict(manifest.compiler["resolved"]),
+        resolved=asdict(manifest.compiler.resolved),
         loadavg=round(max(load_before, os.getloadavg()[0]), 2),
     )
     record_path.write_text(json.dumps(out.as_json(), indent=1))
     return out
 
 
-def auto_variant(stats: codegen.ModelStats) -> Variant:
+def auto_variant(stats: ModelStats) -> Variant:
     """The variant `forestgate compile` builds with no options: what users get by default."""
     r = codegen.resolve_options(codegen.CompileOptions(), stats)
-    return Variant(r["opt_level"], int(r["parallel_comp"]), bool(r["quantize"]), r["annotate"])
+    return Variant(r.opt_level, r.parallel_comp, r.quantize, r.annotate)
 
 
-def variant_grid(
-    spec: ModelSpec, auto: Variant, stats: codegen.ModelStats, quick: bool
-) -> list[Variant]:
+def variant_grid(spec: ModelSpec, auto: Variant, stats: ModelStats, quick: bool) -> list[Variant]:
     """The compile options swept for one model, the default first.
 
     Every opt level with and without threshold quantisation, branch annotation at -O1 and -Os

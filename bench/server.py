@@ -498,7 +498,7 @@ def component_costs(model: dict[str, Any], quick: bool) -> dict[str, float]:
     """In-process cost of each piece of a ModelInfer call, median us, on the server's core."""
     import xgboost
 
-    from forestgate.compiler.runtime import CompiledModel
+    from forestgate.engine.model import CompiledModel
     from forestgate.protos.inference import grpc_service_pb2 as pb
     from forestgate.server import codec
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from forestgate.compiler import codegen
 from forestgate.compiler.pipeline import compile_model
-from forestgate.compiler.runtime import CompiledModel
+from forestgate.engine.model import CompiledModel
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"

@@ -127,7 +127,7 @@ def run_compile(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from forestgate.compiler.runtime import CompiledModel
+    from forestgate.engine.model import CompiledModel
 
     model = CompiledModel.open(args.bundle_dir)
     rows = model.self_check()
@@ -173,7 +173,7 @@ def _print_summary(m: dict[str, Any]) -> None:
 
 def _model_card_lines(m: dict[str, Any]) -> list[tuple[str, str]]:
     """Calibration, reference distributions and training metrics, one line each."""
-    from forestgate.compiler.calibration import Calibration
+    from forestgate.engine.calibration import Calibration
 
     calibration, reference, metrics = (
         m.get("calibration"), m.get("reference"), m.get("training_metrics")

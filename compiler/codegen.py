@@ -46,6 +46,7 @@ import numpy.typing as npt
 import tl2cgen
 import treelite
 
+from forestgate.engine.manifest import BuildOptions, ModelStats
 from forestgate.errors import CompileError
 
 log = logging.getLogger(__name__)
@@ -94,16 +95,6 @@ class CompileOptions:
             raise CompileError(f"nthread must be >= 0, got {self.nthread}")
 
 
-@dataclass(frozen=True)
-class ModelStats:
-    num_trees: int
-    num_nodes: int
-    max_depth: int
-    num_features: int
-    threshold_type: str
-    leaf_output_type: str
-
-
 def model_stats(model: treelite.Model) -> ModelStats:
     num_nodes = sum(
         int(model.get_tree_accessor(i).get_field("num_nodes")[0]) for i in range(model.num_tree)
@@ -119,7 +110,7 @@ def model_stats(model: treelite.Model) -> ModelStats:
     )
 
 
-def resolve_options(options: CompileOptions, stats: ModelStats) -> dict[str, Any]:
+def resolve_options(options: CompileOptions, stats: ModelStats) -> BuildOptions:
     """Turn "auto" settings into concrete ones for this model; the result goes in the manifest."""
     parallel_comp = options.parallel_comp or min(
         MAX_TRANSLATION_UNITS, max(2, stats.num_nodes // NODES_PER_TRANSLATION_UNIT)
@@ -131,14 +122,14 @@ def resolve_options(options: CompileOptions, stats: ModelStats) -> dict[str, Any
     opt_level = options.opt_level
     if opt_level == "auto":
         opt_level = DEFAULT_OPT_LEVEL
-    return {
-        "parallel_comp": parallel_comp,
-        "quantize": quantize == "on",
-        "opt_level": opt_level,
-        "nthread": options.nthread or os.cpu_count() or 1,
-        "toolchain": options.toolchain,
-        "annotate": options.annotate,
-    }
+    return BuildOptions(
+        parallel_comp=parallel_comp,
+        quantize=quantize == "on",
+        opt_level=opt_level,
+        nthread=options.nthread or os.cpu_count() or 1,
+        toolchain=options.toolchain,
+        annotate=options.annotate,
+    )
 
 
 def toolchain_version(toolchain: str) -> str:
@@ -161,26 +152,26 @@ def build_library(
     *,
     workdir: Path,
     library_path: Path,
-    resolved: dict[str, Any],
+    resolved: BuildOptions,
     stats: ModelStats,
     annotation_rows: npt.NDArray[np.float32] | None = None,
 ) -> float:
     """Generate C into workdir, add the batch shim, compile to library_path; returns seconds."""
     started = time.perf_counter()
     source_dir = workdir / "src"
-    params: dict[str, Any] = {"parallel_comp": resolved["parallel_comp"]}
-    if resolved["quantize"]:
+    params: dict[str, Any] = {"parallel_comp": resolved.parallel_comp}
+    if resolved.quantize:
         params["quantize"] = 1
     try:
-        if resolved["annotate"] and annotation_rows is not None:
+        if resolved.annotate and annotation_rows is not None:
             annotation = workdir / "annotation.json"
             dmat = tl2cgen.DMatrix(annotation_rows.astype(stats.threshold_type, copy=False))
             # tl2cgen refuses more threads than OpenMP allows (OMP_NUM_THREADS), so clamp.
             omp = os.environ.get("OMP_NUM_THREADS", "")
             threads = (
-                min(resolved["nthread"], int(omp))
+                min(resolved.nthread, int(omp))
                 if omp.isdigit() and int(omp) > 0
-                else resolved["nthread"]
+                else resolved.nthread
             )
             tl2cgen.annotate_branch(model, dmat, annotation, nthread=threads)
             params["annotate_in"] = str(annotation)
@@ -188,20 +179,18 @@ def build_library(
             tl2cgen.generate_c_code(model, source_dir, params=params)
         _add_shim(source_dir, stats)
         tl2cgen.create_shared(
-            resolved["toolchain"],
+            resolved.toolchain,
             source_dir,
-            nthread=resolved["nthread"],
-            options=[f"-{resolved['opt_level']}"],
+            nthread=resolved.nthread,
+            options=[f"-{resolved.opt_level}"],
             long_build_time_warning=False,
         )
     except Exception as exc:  # tl2cgen raises its own errors and bare RuntimeErrors from gcc
         text = " ".join(str(exc).split())[:400]
-        raise CompileError(
-            f"tl2cgen/{resolved['toolchain']}: compilation failed ({text})"
-        ) from None
+        raise CompileError(f"tl2cgen/{resolved.toolchain}: compilation failed ({text})") from None
     built = source_dir / "predictor.so"
     if not built.is_file():
-        raise CompileError(f"{resolved['toolchain']}: compilation produced no library")
+        raise CompileError(f"{resolved.toolchain}: compilation produced no library")
     shutil.move(str(built), library_path)
     return time.perf_counter() - started
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from forestgate.compiler.bundle import FEATURE_TYPES, Feature
+from forestgate.engine.manifest import FEATURE_TYPES, Feature
 from forestgate.errors import CompileError
 
 

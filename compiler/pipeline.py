@@ -6,13 +6,12 @@ once it has verified, so a failure at any stage leaves nothing half-written behi
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,22 @@ import numpy as np
 import numpy.typing as npt
 
 from forestgate.compiler import codegen, verify
-from forestgate.compiler.bundle import MANIFEST_FILE, Manifest, check_identifier, sha256_file
-from forestgate.compiler.calibration import Calibration
 from forestgate.compiler.features import read_schema, reconcile
-from forestgate.compiler.reference import Reference
 from forestgate.compiler.source import SourceModel, library_versions, load_source
+from forestgate.engine.abi import ENTRY_POINT
+from forestgate.engine.calibration import Calibration
+from forestgate.engine.manifest import (
+    MANIFEST_FILE,
+    CompilerRecord,
+    LibrarySpec,
+    Manifest,
+    OutputSpec,
+    SelfCheck,
+    SourceSpec,
+    check_identifier,
+    sha256_file,
+)
+from forestgate.engine.reference import Reference
 from forestgate.errors import BundleError, CompileError
 
 SELF_CHECK_ROWS = 8
@@ -147,46 +157,36 @@ def _build(
         version=version,
         task=source.task,
         features=tuple(features),
-        output={
-            "name": "output",
-            "datatype": "FP32",
-            "shape": [-1] if width == 1 else [-1, width],
-            "meaning": _meaning(source),
-            "classes": source.classes,
-        },
-        library={
-            "file": library_file,
-            "sha256": digest,
-            "size_bytes": library.stat().st_size,
-            "entry": "forestgate_predict_f32",
-            "input": "float32, C-contiguous [n, num_features]; NaN means missing",
-            "outputs_per_row": raw_outputs,
-            "output_column": source.output_column,
-        },
-        source={
-            "framework": source.framework,
-            "framework_version": source.framework_version,
-            "model_type": source.model_type,
-            "objective": source.objective,
-            "file": None if source.file is None else os.path.basename(source.file),
-            "file_sha256": None if source.file is None else sha256_file(Path(source.file)),
-        },
-        compiler={
+        output=OutputSpec(
+            shape=(-1,) if width == 1 else (-1, width),
+            meaning=_meaning(source),
+            classes=None if source.classes is None else tuple(source.classes),
+        ),
+        library=LibrarySpec(
+            file=library_file,
+            sha256=digest,
+            size_bytes=library.stat().st_size,
+            entry=ENTRY_POINT,
+            outputs_per_row=raw_outputs,
+            output_column=source.output_column,
+        ),
+        source=SourceSpec(
+            framework=source.framework,
+            framework_version=source.framework_version,
+            model_type=source.model_type,
+            objective=source.objective,
+            file=None if source.file is None else os.path.basename(source.file),
+            file_sha256=None if source.file is None else sha256_file(Path(source.file)),
+        ),
+        compiler=CompilerRecord(
             **library_versions(),
-            "toolchain": gcc,
-            "requested": codegen.options_dict(options),
-            "resolved": resolved,
-            "compile_seconds": round(seconds, 3),
-        },
-        model_stats=asdict(stats),
-        verification={
-            **result.as_manifest(),
-            "self_check": {
-                "rows": int(check_rows.shape[0]),
-                "input_f32_b64": base64.b64encode(check_rows.tobytes()).decode("ascii"),
-                "output_f32_b64": base64.b64encode(check_out.tobytes()).decode("ascii"),
-            },
-        },
+            toolchain=gcc,
+            requested=codegen.options_dict(options),
+            resolved=resolved,
+            compile_seconds=round(seconds, 3),
+        ),
+        model_stats=stats,
+        verification=result.record(SelfCheck.of(check_rows, check_out)),
         created_at=stamp.isoformat(timespec="seconds"),
         **card,
     )
@@ -233,8 +233,8 @@ def _model_card(
         except (TypeError, ValueError) as exc:
             raise CompileError(f"training_metrics: not storable as JSON ({exc})") from None
     return {
-        "calibration": None if calibration is None else calibration.to_dict(),
-        "reference": None if reference is None else reference.to_dict(),
+        "calibration": calibration,
+        "reference": reference,
         "training_metrics": training_metrics,
     }
 

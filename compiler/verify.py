@@ -18,7 +18,6 @@ values of 1e-35.
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ import numpy.typing as npt
 import treelite
 
 from forestgate.compiler.source import SourceModel
+from forestgate.engine.abi import ALL_OUTPUTS, load_library
+from forestgate.engine.manifest import SelfCheck, VerificationRecord
 from forestgate.errors import VerificationError
 
 DEFAULT_ATOL = 1e-5
@@ -50,13 +51,14 @@ class Verification:
     inf_checked: str
     worst: list[dict[str, Any]]
 
-    def as_manifest(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed, "rows": self.rows, "atol": self.atol, "rtol": self.rtol,
-            "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff,
-            "rows_over_tolerance": self.rows_over_tolerance, "nan_checked": self.nan_checked,
-            "inf_checked": self.inf_checked,
-        }  # fmt: skip
+    def record(self, self_check: SelfCheck) -> VerificationRecord:
+        """The manifest's verification section: this result plus the self-check rows."""
+        return VerificationRecord(
+            passed=self.passed, rows=self.rows, atol=self.atol, rtol=self.rtol,
+            max_abs_diff=self.max_abs_diff, max_rel_diff=self.max_rel_diff,
+            rows_over_tolerance=self.rows_over_tolerance, nan_checked=self.nan_checked,
+            inf_checked=self.inf_checked, self_check=self_check,
+        )  # fmt: skip
 
     def report(self) -> str:
         lines = [
@@ -130,29 +132,20 @@ def make_sample(
     return np.ascontiguousarray(np.concatenate(parts))
 
 
-def _entry(library_path: Path) -> tuple[ctypes.CDLL, Any]:
-    lib = ctypes.CDLL(str(library_path.resolve()))
-    fn = lib.forestgate_predict_f32
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
-    fn.restype = ctypes.c_int32
-    return lib, fn
-
-
 def library_outputs(library_path: Path) -> int:
     """How many raw outputs per row the library writes (N_TARGET * MAX_N_CLASS)."""
-    lib, _ = _entry(library_path)
-    return int(lib.forestgate_num_output())
+    return load_library(library_path).num_output
 
 
 def call_library(
     library_path: Path, x: npt.NDArray[np.float32], output_column: int | None
 ) -> npt.NDArray[np.float32]:
     """Score rows through a freshly built library, before any manifest exists: [n, width]."""
-    lib, fn = _entry(library_path)
-    width = 1 if output_column is not None else int(lib.forestgate_num_output())
+    library = load_library(library_path)
+    width = 1 if output_column is not None else library.num_output
     out = np.empty((x.shape[0], width), dtype=np.float32)
-    col = -1 if output_column is None else output_column
-    if fn(x.ctypes.data, x.shape[0], col, out.ctypes.data) != 0:
+    col = ALL_OUTPUTS if output_column is None else output_column
+    if library.predict(x.ctypes.data, x.shape[0], col, out.ctypes.data) != 0:
         raise MemoryError("native predict could not allocate")
     return out
 

@@ -19,8 +19,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.compiler.bundle import MANIFEST_FILE
-from forestgate.compiler.runtime import CompiledModel
+from forestgate.engine.manifest import MANIFEST_FILE
+from forestgate.engine.model import CompiledModel
 from forestgate.errors import BundleError, ForestGateError, NotFound
 
 log = logging.getLogger(__name__)

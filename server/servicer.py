@@ -94,9 +94,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         tensor_out = response.outputs.add(
             name=codec.OUTPUT_NAME, datatype=codec.DATATYPE, shape=loaded.model.output_shape
         )
-        tensor_out.parameters["meaning"].string_param = str(manifest.output.get("meaning", ""))
-        if manifest.output.get("classes") is not None:
-            tensor_out.parameters["classes"].string_param = json.dumps(manifest.output["classes"])
+        tensor_out.parameters["meaning"].string_param = manifest.output.meaning
+        if manifest.output.classes is not None:
+            tensor_out.parameters["classes"].string_param = json.dumps(manifest.output.classes)
         calibration = loaded.model.calibration
         if calibration is not None:
             tensor_p = response.outputs.add(
@@ -113,7 +113,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         response.parameters["task"].string_param = manifest.task
         response.parameters[
             "framework"
-        ].string_param = f"{manifest.source['framework']} {manifest.source['framework_version']}"
+        ].string_param = f"{manifest.source.framework} {manifest.source.framework_version}"
         return response
 
     @rpc("ModelInfer", pb.ModelInferRequest)

@@ -1,14 +1,20 @@
-"""Session fixtures every test package shares: the training rows, one model repository per run and
-every model source of tests/sources.py, each trained and compiled at most once per run."""
+"""Session fixtures every test package shares: the training rows, one model repository per run,
+every model source of tests/sources.py (each trained and compiled at most once per run), the
+LightGBM model with a -1e-35 split, a bundle with a calibration map and reference distributions,
+and throw-away copies of compiled bundles for the tests that damage one."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.sources import RECIPES, Case, Rows, compile_case, synthetic_rows
+from forestgate.compiler.calibration import from_sklearn
+from forestgate.engine.reference import Reference
+from tests.sources import RECIPES, Calibrated, Case, Rows, compile_case, synthetic_rows
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +54,54 @@ def compiled_case(rows: Rows, model_dir: Path, session_repository: Path) -> Call
 def reference_bundle(compiled_case: Callable[[str], Case]) -> Path:
     """A verified bundle to inspect: the XGBoost binary classifier read from its JSON file."""
     return compiled_case("xgboost-json").bundle_dir
+
+
+@pytest.fixture(scope="session", params=sorted(RECIPES))
+def case(request: pytest.FixtureRequest, compiled_case: Callable[[str], Case]) -> Case:
+    """Each compiled source in turn (session-scoped, so Hypothesis tests may use it)."""
+    return compiled_case(request.param)
+
+
+@pytest.fixture(scope="session")
+def zero_split_case(compiled_case: Callable[[str], Case]) -> Case:
+    """The LightGBM model whose splits on column 2 include LightGBM's zero-bin edge -1e-35."""
+    zero_split = compiled_case("lightgbm-zero-split")
+    assert np.float64(np.float32(-1e-35)) in zero_split.thresholds[2], zero_split.thresholds[2]
+    return zero_split
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path, reference_bundle: Path) -> Path:
+    """A private copy of the reference bundle at <tmp>/repository/<name>/<version>."""
+    destination = tmp_path / "repository" / reference_bundle.parent.name / reference_bundle.name
+    shutil.copytree(reference_bundle, destination)
+    return destination
+
+
+@pytest.fixture(scope="session")
+def calibrated(
+    compiled_case: Callable[[str], Case], rows: Rows, session_repository: Path
+) -> Calibrated:
+    from sklearn.isotonic import IsotonicRegression
+
+    from forestgate.compiler.pipeline import compile_model
+
+    case = compiled_case("xgboost-json")
+    p = case.compiled.predict(rows.x).astype(np.float64)
+    isotonic = IsotonicRegression(out_of_bounds="clip").fit(p, rows.binary)
+    calibration = from_sklearn(isotonic)
+    reference = Reference.fit(rows.x, p, case.trained.feature_names)
+    metrics = {"auc": 0.8125, "rows": int(p.size), "split": {"train": 0.8, "test": 0.2}}
+    result = compile_model(
+        case.trained.model, name="calibrated", version="1", repository=session_repository,
+        calibration=calibration, reference=reference, training_metrics=metrics,
+    )  # fmt: skip
+    return Calibrated(result.bundle_dir, isotonic, calibration, reference, metrics)
+
+
+@pytest.fixture
+def calibrated_copy(tmp_path: Path, calibrated: Calibrated) -> Path:
+    """A private copy of the calibrated bundle, for the tests that damage its manifest."""
+    destination = tmp_path / "repository" / "calibrated" / "1"
+    shutil.copytree(calibrated.bundle_dir, destination)
+    return destination

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.compiler.runtime import CompiledModel
+from forestgate.engine.calibration import Calibration
+from forestgate.engine.model import CompiledModel
+from forestgate.engine.reference import Reference as ReferenceDistributions
 
 NUM_FEATURES = 7
 NUM_CLASSES = 3
@@ -300,3 +302,15 @@ def compile_case(recipe: Recipe, *, rows: Rows, model_dir: Path, repository: Pat
     compiled = CompiledModel.open(result.bundle_dir)
     thresholds = split_thresholds(load_source(trained.model).treelite_model)
     return Case(recipe, trained, result.bundle_dir, compiled, thresholds)
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """The XGBoost binary model compiled again with an isotonic map (fitted by scikit-learn on
+    its compiled outputs), reference distributions and training metrics."""
+
+    bundle_dir: Path
+    isotonic: Any
+    calibration: Calibration
+    reference: ReferenceDistributions
+    metrics: dict[str, Any]

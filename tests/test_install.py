@@ -86,7 +86,7 @@ def test_plain_install_inspects_a_bundle_without_the_training_stack(
         (
             "import importlib.util, sysconfig\n"
             "from importlib import resources\n"
-            "import forestgate.compiler.runtime as runtime\n"
+            "import forestgate.engine.model as runtime\n"
             "print(runtime.__file__)\n"
             "print(sysconfig.get_paths()['purelib'])\n"
             "print(resources.files('forestgate.compiler').joinpath('shim.c').is_file())\n"

@@ -15,7 +15,8 @@ import numpy.typing as npt
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from forestgate.compiler.calibration import Calibration
+from forestgate.compiler.calibration import from_sklearn
+from forestgate.engine.calibration import Calibration
 
 F64 = npt.NDArray[np.float64]
 METHODS = ("isotonic", "platt")
@@ -37,11 +38,11 @@ def fit(method: str, p: F64, y: npt.NDArray[np.bool_], w: F64) -> Calibration:
     if method == "isotonic":
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         iso.fit(p, y.astype(np.float64), sample_weight=w)
-        return Calibration.from_sklearn(iso)
+        return from_sklearn(iso)
     if method == "platt":
         lr = LogisticRegression(C=1e6, max_iter=1_000)
         lr.fit(_logit(p)[:, None], y.astype(np.int64), sample_weight=w)
-        return Calibration.from_sklearn(lr)
+        return from_sklearn(lr)
     raise ValueError(f"calibration method: expected one of {METHODS}, got {method!r}")
 
 

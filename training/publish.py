@@ -48,7 +48,7 @@ def training_metrics(result: RunResult, run: ModelRun) -> dict[str, Any]:
 
 def compile_bundles(result: RunResult, data: dict[str, train.Dataset], log: Log) -> None:
     from forestgate.compiler.pipeline import compile_model
-    from forestgate.compiler.reference import Reference
+    from forestgate.engine.reference import Reference
 
     repository = result.request.repository
     repository.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from forestgate.clients import errors
 from forestgate.clients.client import AsyncForestGateClient, ForestGateClient, RetryPolicy
-from forestgate.compiler.runtime import CompiledModel
+from forestgate.engine.model import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from tests.server.conftest import (  # noqa: F401 (fixtures)
     calibrated_repository,

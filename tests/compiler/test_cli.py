@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 
 from forestgate.compiler.pipeline import SELF_CHECK_ROWS
-from forestgate.compiler.runtime import CompiledModel
-from tests.compiler.conftest import Calibrated
-from tests.sources import NAMES, NUM_FEATURES, Case
+from forestgate.engine.model import CompiledModel
+from tests.sources import NAMES, NUM_FEATURES, Calibrated, Case
 
 ENTRY_POINT = shutil.which("forestgate", path=str(Path(sys.executable).parent))
 
@@ -262,7 +261,7 @@ def test_known_lightgbm_divergence_fails_verification_and_writes_nothing(
     assert run.returncode == 1
     assert run.stdout == ""
     first, report, *worst = run.stderr.splitlines()
-    total = zero_split_case.compiled.manifest.verification["rows"] + len(sample)
+    total = zero_split_case.compiled.manifest.verification.rows + len(sample)
     assert first == (
         f"forestgate compile: error: compiled predictions differ from lightgbm on 4 of {total} rows"
     )
@@ -278,7 +277,7 @@ def test_zero_tolerance_fails_verification_on_float32_rounding(
     """The library writes float32 and scikit-learn averages in float64: a request for exact
     equality cannot be met, and the compile says so instead of writing a bundle."""
     forest = compiled_case("sklearn-RandomForestClassifier-multiclass")
-    assert forest.compiled.manifest.verification["max_abs_diff"] > 0
+    assert forest.compiled.manifest.verification.max_abs_diff > 0
     repository = tmp_path / "repository"
     run = compile_cli(forest.trained.model, repository, "--atol", "0", "--rtol", "0", name="exact")
     assert run.returncode == 1
@@ -356,7 +355,7 @@ def test_overwrite_replaces_the_version_and_leaves_one_library(
     assert again.returncode == 0, again.stderr
     assert [p.name for p in (tmp_path / "m").iterdir()] == ["1"]
     assert len(list((tmp_path / "m" / "1").glob("*.so"))) == 1
-    assert CompiledModel.open(tmp_path / "m" / "1").manifest.source["framework"] == "lightgbm"
+    assert CompiledModel.open(tmp_path / "m" / "1").manifest.source.framework == "lightgbm"
 
 
 # --- inspect --------------------------------------------------------------------------------------

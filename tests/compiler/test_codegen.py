@@ -11,7 +11,7 @@ import numpy as np
 from forestgate.compiler import codegen
 from forestgate.compiler.codegen import CompileOptions, blocked_units
 from forestgate.compiler.pipeline import compile_model
-from forestgate.compiler.runtime import CompiledModel
+from forestgate.engine.model import CompiledModel
 
 MAIN = """\
 void predict(union Entry* data, int pred_margin, float* result) {
@@ -91,9 +91,9 @@ def test_a_quantised_build_takes_the_blocked_path_and_scores_like_row_by_row(
         model, name="quantised", version="1", repository=tmp_path,
         options=CompileOptions(quantize="on"),
     )  # fmt: skip
-    assert result.manifest.compiler["resolved"]["quantize"] is True
+    assert result.manifest.compiler.resolved.quantize is True
     compiled = CompiledModel.open(result.bundle_dir)
-    library = ctypes.CDLL(str(result.bundle_dir / result.manifest.library["file"]))
+    library = ctypes.CDLL(str(result.bundle_dir / result.manifest.library.file))
     assert library.forestgate_block_rows() == codegen.BLOCK_ROWS
     n = codegen.BLOCK_ROWS + 37
     rows = x[:n].copy()

@@ -140,14 +140,14 @@ def test_manifest_records_what_verification_could_check(case: Case) -> None:
     sample = make_sample(load_source(case.trained.model).treelite_model)
     nan_rows = int(np.isnan(sample).any(axis=1).sum())
     assert nan_rows > 0
-    assert verification["passed"] is True
-    assert verification["nan_checked"] is case.recipe.accepts_nan
+    assert verification.passed is True
+    assert verification.nan_checked is case.recipe.accepts_nan
     # Rows with NaN are verified only where the source can score them.
-    assert verification["rows"] == len(sample) - (0 if case.recipe.accepts_nan else nan_rows)
+    assert verification.rows == len(sample) - (0 if case.recipe.accepts_nan else nan_rows)
     if case.recipe.accepts_inf:
-        assert verification["inf_checked"] == "direct"
+        assert verification.inf_checked == "direct"
     else:
-        assert verification["inf_checked"] == "clamped to float32 max for the source"
+        assert verification.inf_checked == "clamped to float32 max for the source"
 
 
 def test_lightgbm_zero_threshold_divergence(zero_split_case: Case) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forestgate.compiler.bundle import Feature
 from forestgate.compiler.features import read_schema, reconcile
 from forestgate.compiler.pipeline import compile_model
+from forestgate.engine.manifest import Feature
 from forestgate.errors import CompileError
 from tests.sources import NAMES, NUM_FEATURES, Case, Rows
 

@@ -7,21 +7,21 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from forestgate.compiler.bundle import Manifest
-from forestgate.compiler.calibration import Calibration
-from forestgate.compiler.codegen import CompileOptions, ModelStats, resolve_options
+from forestgate.compiler.codegen import CompileOptions, resolve_options
 from forestgate.compiler.pipeline import compile_model
-from forestgate.compiler.reference import Reference
-from forestgate.compiler.runtime import CompiledModel
+from forestgate.engine.calibration import Calibration
+from forestgate.engine.manifest import Manifest, ModelStats
+from forestgate.engine.model import CompiledModel
+from forestgate.engine.reference import Reference
 from forestgate.errors import BundleError, CompileError, InvalidInput, VerificationError
-from tests.compiler.conftest import Calibrated
-from tests.sources import NUM_FEATURES, Case, Rows
+from tests.sources import NUM_FEATURES, Calibrated, Case, Rows
 
 
 def everything_under(repository: Path) -> list[str]:
@@ -37,28 +37,28 @@ def good_file(compiled_case: Callable[[str], Case]) -> Path:
 
 def test_manifest_records_source_library_and_verification(case: Case) -> None:
     manifest = case.compiled.manifest
-    library = case.bundle_dir / manifest.library["file"]
+    library = case.bundle_dir / manifest.library.file
     digest = hashlib.sha256(library.read_bytes()).hexdigest()
-    assert manifest.library["sha256"] == digest
-    assert manifest.library["file"] == f"{case.id}-1-{digest[:12]}.so"
+    assert manifest.library.sha256 == digest
+    assert manifest.library.file == f"{case.id}-1-{digest[:12]}.so"
     assert sorted(p.name for p in case.bundle_dir.iterdir()) == sorted(
         [library.name, "manifest.json"]
     )
     assert manifest.task == case.task
-    assert manifest.source["framework"] == case.recipe.framework
+    assert manifest.source.framework == case.recipe.framework
     if isinstance(case.trained.model, Path):
-        assert manifest.source["file"] == case.trained.model.name
+        assert manifest.source.file == case.trained.model.name
         source_digest = hashlib.sha256(case.trained.model.read_bytes()).hexdigest()
-        assert manifest.source["file_sha256"] == source_digest
+        assert manifest.source.file_sha256 == source_digest
     else:
-        assert manifest.source["file"] is None
-    assert manifest.verification["passed"] is True
-    assert manifest.verification["max_abs_diff"] <= 1e-5
+        assert manifest.source.file is None
+    assert manifest.verification.passed is True
+    assert manifest.verification.max_abs_diff <= 1e-5
     # Treelite stores XGBoost thresholds as float32, LightGBM and scikit-learn ones as float64;
     # "auto" quantizes only large float64 models (bench/results/engine.md), and these are small.
     float64 = case.recipe.framework != "xgboost"
-    assert manifest.model_stats["threshold_type"] == ("float64" if float64 else "float32")
-    assert manifest.compiler["resolved"]["quantize"] is False
+    assert manifest.model_stats.threshold_type == ("float64" if float64 else "float32")
+    assert manifest.compiler.resolved.quantize is False
 
 
 def test_verification_failure_raises_with_worst_rows_and_writes_nothing(
@@ -104,16 +104,16 @@ def test_existing_version_is_kept_and_overwrite_replaces_it(
     compiled_case: Callable[[str], Case], good_file: Path, tmp_path: Path
 ) -> None:
     first = compile_model(good_file, name="m", version="1", repository=tmp_path)
-    library = first.bundle_dir / first.manifest.library["file"]
+    library = first.bundle_dir / first.manifest.library.file
     with pytest.raises(CompileError, match=r"m/1: bundle already exists"):
         compile_model(good_file, name="m", version="1", repository=tmp_path)
     assert everything_under(tmp_path) == ["m", "m/1", f"m/1/{library.name}", "m/1/manifest.json"]
     other = compiled_case("lightgbm-text").trained.model
     second = compile_model(other, name="m", version="1", repository=tmp_path, overwrite=True)
-    new_library = second.manifest.library["file"]
+    new_library = second.manifest.library.file
     assert new_library != library.name
     assert everything_under(tmp_path) == ["m", "m/1", f"m/1/{new_library}", "m/1/manifest.json"]
-    assert CompiledModel.open(second.bundle_dir).manifest.source["framework"] == "lightgbm"
+    assert CompiledModel.open(second.bundle_dir).manifest.source.framework == "lightgbm"
 
 
 def test_options_and_sample_rows_are_used_and_recorded(
@@ -132,7 +132,7 @@ def test_options_and_sample_rows_are_used_and_recorded(
         options=options,
         sample=sample,
     )
-    resolved = result.manifest.compiler["resolved"]
+    resolved = asdict(result.manifest.compiler.resolved)
     assert resolved == {
         "parallel_comp": 3,
         "quantize": False,
@@ -142,7 +142,7 @@ def test_options_and_sample_rows_are_used_and_recorded(
         "annotate": True,
     }
     # The sample rows were verified on top of the threshold sample.
-    assert result.verification.rows == source.compiled.manifest.verification["rows"] + 300
+    assert result.verification.rows == source.compiled.manifest.verification.rows + 300
     tuned = CompiledModel.open(result.bundle_dir)
     np.testing.assert_allclose(tuned.predict(sample), source.compiled.predict(sample), atol=1e-6)
 
@@ -174,14 +174,14 @@ def test_auto_options_follow_model_size() -> None:
 
     small = resolve_options(CompileOptions(nthread=2), stats(1_000, "float32"))
     large = resolve_options(CompileOptions(nthread=2), stats(200_000, "float64"))
-    assert (small["parallel_comp"], small["opt_level"], small["quantize"]) == (2, "Os", False)
-    assert (large["parallel_comp"], large["opt_level"], large["quantize"]) == (32, "Os", True)
+    assert (small.parallel_comp, small.opt_level, small.quantize) == (2, "Os", False)
+    assert (large.parallel_comp, large.opt_level, large.quantize) == (32, "Os", True)
     middle = resolve_options(CompileOptions(), stats(25_001, "float32"))
-    assert (middle["parallel_comp"], middle["opt_level"], middle["quantize"]) == (12, "Os", False)
+    assert (middle.parallel_comp, middle.opt_level, middle.quantize) == (12, "Os", False)
     # quantize is for large float64 models only: never float32 (XGBoost), never small ones
     big_f32 = resolve_options(CompileOptions(), stats(200_000, "float32"))
     small_f64 = resolve_options(CompileOptions(), stats(1_000, "float64"))
-    assert (big_f32["quantize"], small_f64["quantize"]) == (False, False)
+    assert (big_f32.quantize, small_f64.quantize) == (False, False)
 
 
 @pytest.mark.parametrize(
@@ -222,11 +222,10 @@ def test_sample_of_the_wrong_width_is_refused(good_file: Path, tmp_path: Path) -
 def test_calibration_reference_and_metrics_are_recorded(calibrated: Calibrated) -> None:
     model = CompiledModel.open(calibrated.bundle_dir)
     manifest = model.manifest
-    assert manifest.calibration == calibrated.calibration.to_dict()
-    assert manifest.reference == calibrated.reference.to_dict()
+    assert manifest.calibration == calibrated.calibration
+    assert manifest.reference == calibrated.reference
     assert manifest.training_metrics == calibrated.metrics
     assert model.calibration == calibrated.calibration
-    assert Reference.from_dict(manifest.reference, "here") == calibrated.reference
     # written with allow_nan=False, read back field for field
     text = (calibrated.bundle_dir / "manifest.json").read_text()
     assert json.loads(text)["calibration"]["method"] == "isotonic"

@@ -51,9 +51,9 @@ def calibrated_repository(tmp_path_factory: pytest.TempPathFactory, model_reposi
     import xgboost
     from sklearn.isotonic import IsotonicRegression
 
-    from forestgate.compiler.calibration import Calibration
+    from forestgate.compiler.calibration import from_sklearn
     from forestgate.compiler.pipeline import compile_model
-    from forestgate.compiler.reference import Reference
+    from forestgate.engine.reference import Reference
 
     root = tmp_path_factory.mktemp("calibrated")
     shutil.copytree(model_repository / "fraud" / "2", root / "fraud" / "2")
@@ -64,7 +64,7 @@ def calibrated_repository(tmp_path_factory: pytest.TempPathFactory, model_reposi
     isotonic = IsotonicRegression(out_of_bounds="clip").fit(p, y[held])
     compile_model(
         model, name="approval", version="1", repository=root,
-        calibration=Calibration.from_sklearn(isotonic),
+        calibration=from_sklearn(isotonic),
         reference=Reference.fit(x[held], p, [f"f{i}" for i in range(NUM_FEATURES)]),
         training_metrics={"auc": 0.9, "rows": 2000},
     )  # fmt: skip

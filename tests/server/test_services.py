@@ -9,7 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
-from forestgate.compiler.runtime import CompiledModel
+from forestgate.engine.model import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
 from tests.server.conftest import NUM_FEATURES, rows

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import grpc
 import numpy as np
 
-from forestgate.compiler.runtime import CompiledModel
+from forestgate.engine.model import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
 from forestgate.server.batcher import MicroBatcher

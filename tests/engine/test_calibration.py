@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from forestgate.compiler.calibration import LOGIT_EPS, MAX_BREAKPOINTS, Calibration, logit
+from forestgate.compiler.calibration import from_sklearn
+from forestgate.engine.calibration import LOGIT_EPS, MAX_BREAKPOINTS, Calibration, logit
 from forestgate.errors import BundleError, InvalidInput
 from tests.sources import Case, Rows
 
@@ -39,7 +40,7 @@ def test_isotonic_fitted_by_sklearn_reproduces_its_predictions(
 
     p_fit, y_fit, p_new, _ = held_out(compiled_case(recipe), rows)
     isotonic = IsotonicRegression(out_of_bounds="clip").fit(p_fit, y_fit)
-    calibration = Calibration.from_sklearn(isotonic)
+    calibration = from_sklearn(isotonic)
     assert calibration.method == "isotonic"
     assert calibration.breakpoints == isotonic.X_thresholds_.size > 2
     for p in (p_new, GRID):
@@ -58,7 +59,7 @@ def test_platt_fitted_by_sklearn_reproduces_its_predictions(
 
     p_fit, y_fit, p_new, _ = held_out(compiled_case(recipe), rows)
     regression = LogisticRegression().fit(logit(p_fit).reshape(-1, 1), y_fit)
-    calibration = Calibration.from_sklearn(regression)
+    calibration = from_sklearn(regression)
     assert (calibration.a, calibration.b) == (regression.coef_[0, 0], regression.intercept_[0])
     for p in (p_new, GRID[(GRID >= 0) & (GRID <= 1)]):
         expected = regression.predict_proba(logit(p).reshape(-1, 1))[:, 1]
@@ -192,19 +193,19 @@ def test_from_sklearn_refuses_what_it_cannot_reproduce() -> None:
     p = rng.random(400)
     y = (rng.random(400) < p).astype(int)
     with pytest.raises(InvalidInput, match=r"IsotonicRegression is not fitted"):
-        Calibration.from_sklearn(IsotonicRegression(out_of_bounds="clip"))
+        from_sklearn(IsotonicRegression(out_of_bounds="clip"))
     with pytest.raises(InvalidInput, match=r"out_of_bounds='nan'; a served map clips"):
-        Calibration.from_sklearn(IsotonicRegression().fit(p, y))
+        from_sklearn(IsotonicRegression().fit(p, y))
     falling = IsotonicRegression(increasing=False, out_of_bounds="clip").fit(p, 1 - y)
     with pytest.raises(InvalidInput, match=r"'calibration.y' is decreasing"):
-        Calibration.from_sklearn(falling)
+        from_sklearn(falling)
     two_columns = LogisticRegression().fit(np.c_[logit(p), p], y)
     with pytest.raises(InvalidInput, match=r"fitted on one column, logit\(p\); got coef_ of"):
-        Calibration.from_sklearn(two_columns)
+        from_sklearn(two_columns)
     with pytest.raises(InvalidInput, match=r"LogisticRegression is not fitted"):
-        Calibration.from_sklearn(LogisticRegression())
+        from_sklearn(LogisticRegression())
     with pytest.raises(InvalidInput, match=r"got sklearn\.linear_model\._base\.LinearRegression"):
-        Calibration.from_sklearn(LinearRegression().fit(p.reshape(-1, 1), y))
+        from_sklearn(LinearRegression().fit(p.reshape(-1, 1), y))
 
 
 def test_logit_clips_the_ends_and_keeps_nan() -> None:

@@ -7,50 +7,42 @@ call path. Importing this module loads numpy and the standard library, nothing e
 
 from __future__ import annotations
 
-import base64
-import ctypes
 import threading
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.compiler.bundle import Manifest, read_manifest, sha256_file
-from forestgate.compiler.calibration import Calibration
+from forestgate.engine.abi import ALL_OUTPUTS, NativeLibrary, load_library
+from forestgate.engine.calibration import Calibration
+from forestgate.engine.manifest import MANIFEST_FILE, Manifest, read_manifest, sha256_file
 from forestgate.errors import BundleError, InvalidInput
-
-ABI_VERSION = 1
-ENTRY_POINT = "forestgate_predict_f32"
 
 
 class CompiledModel:
     """One model version, opened from its bundle directory.
 
-    `predict` is safe to call from several threads at once: the entry point keeps all state in
-    per-call buffers and ctypes releases the GIL for the native work, so threads score in
-    parallel. `close` waits for calls in flight and refuses new ones.
+    Two ways to score. `predict` checks its input and may be called from several threads at
+    once: the entry point keeps all state in per-call buffers and ctypes releases the GIL, so
+    threads score in parallel. `score` is the serving path: the caller (the batcher) has already
+    checked the rows once, so it is the native call and nothing else. `close` waits for
+    `predict` calls in flight and refuses new ones; the library itself stays mapped.
     """
 
-    def __init__(self, bundle_dir: Path, manifest: Manifest, library: ctypes.CDLL) -> None:
+    def __init__(self, bundle_dir: Path, manifest: Manifest, library: NativeLibrary) -> None:
         self.bundle_dir = bundle_dir
         self.manifest = manifest
+        self.name = manifest.name
+        self.version = manifest.version
         self.num_features = manifest.num_features
-        self._outputs_per_row = int(manifest.library["outputs_per_row"])
-        column = manifest.library.get("output_column")
-        self._out_col = -1 if column is None else int(column)
-        self.output_width = 1 if self._out_col >= 0 else self._outputs_per_row
-        # Checked when the manifest was read; None for models without a calibration map.
-        self.calibration: Calibration | None = (
-            None
-            if manifest.calibration is None
-            else Calibration.from_dict(manifest.calibration, str(bundle_dir / "manifest.json"))
-        )
-        self._library: ctypes.CDLL | None = library
-        fn = getattr(library, ENTRY_POINT)
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
-        fn.restype = ctypes.c_int32
-        self._fn = fn
-        # Guards the library's lifetime, not the calls: predict holds it only to read _library.
+        column = manifest.library.output_column
+        self._out_col = ALL_OUTPUTS if column is None else column
+        self.output_width = 1 if column is not None else manifest.library.outputs_per_row
+        self.calibration: Calibration | None = manifest.calibration
+        self._library = library
+        self._native_predict = library.predict
+        self._open = True
+        # Guards the open flag and the count of predict calls, not the native call itself.
         self._lifecycle = threading.Lock()
         self._in_flight = 0
         self._idle = threading.Condition(self._lifecycle)
@@ -60,52 +52,32 @@ class CompiledModel:
         """Open a bundle, refusing it when the manifest, hash, verification or ABI do not hold."""
         bundle_dir = Path(bundle_dir)
         manifest = read_manifest(bundle_dir)
-        where = f"{bundle_dir / 'manifest.json'}"
-        if not manifest.verification.get("passed", False):
-            raise BundleError(f"{where}: bundle failed verification when it was compiled")
-        lib_path = bundle_dir / manifest.library["file"]
+        if not manifest.verification.passed:
+            raise BundleError(
+                f"{bundle_dir / MANIFEST_FILE}: bundle failed verification when it was compiled"
+            )
+        lib_path = bundle_dir / manifest.library.file
         if not lib_path.is_file():
             raise BundleError(f"{lib_path}: library named in the manifest is missing")
         if check_hash:
             actual = sha256_file(lib_path)
-            if actual != manifest.library["sha256"]:
+            if actual != manifest.library.sha256:
                 raise BundleError(
                     f"{lib_path}: sha256 {actual[:16]}... does not match the manifest's "
-                    f"{manifest.library['sha256'][:16]}... (library changed after compilation)"
+                    f"{manifest.library.sha256[:16]}... (library changed after compilation)"
                 )
-        try:
-            library = ctypes.CDLL(str(lib_path.resolve()))
-        except OSError as exc:
-            raise BundleError(f"{lib_path}: cannot load library ({exc})") from None
-        try:
-            abi = library.forestgate_abi_version()
-            num_feature = library.forestgate_num_feature()
-            num_output = library.forestgate_num_output()
-        except AttributeError:
+        library = load_library(lib_path)
+        if library.num_feature != manifest.num_features:
             raise BundleError(
-                f"{lib_path}: not a ForestGate library (no batch entry point)"
-            ) from None
-        if abi != ABI_VERSION:
-            raise BundleError(f"{lib_path}: library ABI {abi}, this runtime needs {ABI_VERSION}")
-        if num_feature != manifest.num_features:
-            raise BundleError(
-                f"{lib_path}: library takes {num_feature} features, "
+                f"{lib_path}: library takes {library.num_feature} features, "
                 f"manifest lists {manifest.num_features}"
             )
-        if num_output != int(manifest.library["outputs_per_row"]):
+        if library.num_output != manifest.library.outputs_per_row:
             raise BundleError(
-                f"{lib_path}: library writes {num_output} outputs per row, "
-                f"manifest says {manifest.library['outputs_per_row']}"
+                f"{lib_path}: library writes {library.num_output} outputs per row, "
+                f"manifest says {manifest.library.outputs_per_row}"
             )
         return cls(bundle_dir, manifest, library)
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def version(self) -> str:
-        return self.manifest.version
 
     @property
     def output_shape(self) -> list[int]:
@@ -148,19 +120,23 @@ class CompiledModel:
         elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
             raise InvalidInput(f"out: expected a C-contiguous float32 array of shape {list(shape)}")
         with self._lifecycle:
-            if self._library is None:
+            if not self._open:
                 raise BundleError(f"{self.name}/{self.version}: model is closed")
             self._in_flight += 1
         try:
-            status = self._fn(x.ctypes.data, n, self._out_col, out.ctypes.data)
+            self.score(x, out)
         finally:
             with self._lifecycle:
                 self._in_flight -= 1
                 if self._in_flight == 0:
                     self._idle.notify_all()
-        if status != 0:
-            raise MemoryError(f"{self.name}/{self.version}: native predict could not allocate")
         return out
+
+    def score(self, rows: npt.NDArray[np.float32], out: npt.NDArray[np.float32]) -> None:
+        """The serving path: rows must be C-contiguous float32 [n >= 1, F] and out C-contiguous
+        float32 [n] or [n, K]. Nothing is checked; the batcher checked the rows once already."""
+        if self._native_predict(rows.ctypes.data, rows.shape[0], self._out_col, out.ctypes.data):
+            raise MemoryError(f"{self.name}/{self.version}: native predict could not allocate")
 
     def calibrate(self, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The calibration map applied to `predict`'s output: float32 of the same shape."""
@@ -169,8 +145,7 @@ class CompiledModel:
     def predict_calibrated(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Calibrated probability of the positive class, float32 [n]; binary models with a
         calibration map only (`predict` stays the raw library output)."""
-        calibration = self._calibration_map()
-        return calibration.apply(self.predict(x)).astype(np.float32)
+        return self.calibrate(self.predict(x))
 
     def _calibration_map(self) -> Calibration:
         if self.calibration is None:
@@ -184,38 +159,28 @@ class CompiledModel:
         """Re-score the rows stored in the manifest at compile time and demand the same bits.
 
         Also serves as the warm-up before a model takes traffic. Returns the rows checked."""
-        check = self.manifest.verification.get("self_check")
-        where = f"{self.bundle_dir / 'manifest.json'}"
-        if not isinstance(check, dict):
-            raise BundleError(f"{where}: field 'verification.self_check' is missing")
+        check = self.manifest.verification.self_check
+        where = self.bundle_dir / MANIFEST_FILE
         try:
-            rows = int(check["rows"])
-            x = np.frombuffer(
-                base64.b64decode(check["input_f32_b64"], validate=True), dtype=np.float32
-            )
-            want = np.frombuffer(
-                base64.b64decode(check["output_f32_b64"], validate=True), dtype=np.float32
-            )
-            x = x.reshape(rows, self.num_features)
-            want = want.reshape(rows, -1)
-        except (KeyError, ValueError, TypeError) as exc:
+            x, want = check.arrays(self.num_features)
+        except ValueError as exc:
             raise BundleError(
                 f"{where}: field 'verification.self_check' is malformed ({exc})"
             ) from None
-        got = self.predict(np.ascontiguousarray(x)).reshape(rows, -1)
+        got = self.predict(np.ascontiguousarray(x)).reshape(check.rows, -1)
         if got.shape != want.shape or not np.array_equal(got, want, equal_nan=True):
             diff = float(np.nanmax(np.abs(got - want))) if got.shape == want.shape else float("nan")
             raise BundleError(
                 f"{self.bundle_dir}: library output differs from the manifest's self-check rows "
                 f"(max |diff| {diff:.3g})"
             )
-        return rows
+        return check.rows
 
     def close(self) -> None:
-        """Refuse new calls and wait for the ones in flight. The library stays mapped: dlclose
-        under a live reference would crash, and each version has its own file name anyway."""
+        """Refuse new `predict` calls and wait for the ones in flight. The library stays mapped:
+        dlclose under a live reference would crash, and each version has its own file name."""
         with self._lifecycle:
-            self._library = None
+            self._open = False
             while self._in_flight:
                 self._idle.wait()
 

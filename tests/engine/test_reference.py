@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from forestgate.compiler.reference import (
+from forestgate.engine.reference import (
     PSI_EPSILON,
     QUANTILE_LEVELS,
     Distribution,

@@ -20,10 +20,9 @@ import pytest
 
 from forestgate.compiler import codegen
 from forestgate.compiler.pipeline import SELF_CHECK_ROWS
-from forestgate.compiler.runtime import CompiledModel
+from forestgate.engine.model import CompiledModel
 from forestgate.errors import BundleError, InvalidInput
-from tests.compiler.conftest import Calibrated
-from tests.sources import NUM_CLASSES, NUM_FEATURES, Case
+from tests.sources import NUM_CLASSES, NUM_FEATURES, Calibrated, Case
 
 F = NUM_FEATURES
 
@@ -124,7 +123,7 @@ def test_output_shape_is_n_or_n_by_classes(
     assert got.dtype == np.float32
     assert got.shape == ((5,) if width is None else (5, width))
     assert model.output_shape == ([-1] if width is None else [-1, width])
-    assert model.manifest.output["shape"] == model.output_shape
+    assert list(model.manifest.output.shape) == model.output_shape
     if compiled_case(recipe_id).task == "multiclass":
         np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
 
@@ -133,7 +132,7 @@ def test_rows_are_scored_independently_of_their_batch(case: Case) -> None:
     """The shim scores blocks of BLOCK_ROWS rows unit by unit; these rows span two full blocks
     and a partial one, and every output must be bit-for-bit the row's own."""
     model = case.compiled
-    library = ctypes.CDLL(str(case.bundle_dir / model.manifest.library["file"]))
+    library = ctypes.CDLL(str(case.bundle_dir / model.manifest.library.file))
     assert library.forestgate_block_rows() == codegen.BLOCK_ROWS  # the blocked path is in use
     n = 2 * codegen.BLOCK_ROWS + 9
     x = batch(n, seed=3)
@@ -260,14 +259,14 @@ def _drop_last_feature(m: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (_set(F + 1, "num_features"), f"field 'num_features' is {F + 1}, but {F} features"),
+        (_set(F + 1, "num_features"), f"field 'num_features' is {F + 1}, expected {F}, the"),
         (_delete("task"), "field 'task' is missing"),
         (_delete("library"), "field 'library' is missing"),
         (_delete("library", "sha256"), "field 'library.sha256' is missing"),
         (_set("forestgate.bundle/2", "format"), "field 'format' is 'forestgate.bundle/2'"),
         (_set("ranking", "task"), "field 'task' is 'ranking'"),
-        (_set("../evil.so", "library", "file"), "field 'library.file' must be a plain file"),
-        (_set([], "features"), "field 'features' is empty"),
+        (_set("../evil.so", "library", "file"), "'library.file' is '../evil.so', expected a"),
+        (_set([], "features"), r"field 'features' is \[\], expected at least one feature"),
         (_set(False, "verification", "passed"), "bundle failed verification"),
         (_set("0" * 64, "library", "sha256"), "does not match the manifest's 00000000"),
         (_drop_last_feature, f"library takes {F} features, manifest lists {F - 1}"),
@@ -312,7 +311,7 @@ def test_changed_manifest_is_refused_naming_the_field(
         (_set("regression", "task"), "field 'calibration' is set, but task is 'regression'"),
         (_set(0, "reference", "score", "count"), "field 'reference.score.count' is 0"),
         (_set("amount", "reference", "features", 0, "name"), "field 'reference.features' names"),
-        (_set([0.5], "training_metrics"), "field 'training_metrics' must be an object or null"),
+        (_set([0.5], "training_metrics"), "'training_metrics' is [0.5], expected an object"),
     ],
     ids=[
         "method", "x-length", "y-length", "y-decreasing", "no-y", "not-object", "task",
@@ -371,24 +370,34 @@ def _change_stored_input(m: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        (_change_stored_output, r"library output differs from the manifest's self-check rows"),
-        (_change_stored_input, r"library output differs from the manifest's self-check rows"),
-        (_set(9, "verification", "self_check", "rows"), r"'verification.self_check' is malformed"),
-        (_set("@@@", "verification", "self_check", "output_f32_b64"), r"self_check' is malformed"),
-        (_set("AAAA", "verification", "self_check", "input_f32_b64"), r"self_check' is malformed"),
-        (_delete("verification", "self_check"), r"'verification.self_check' is missing"),
-    ],
-    ids=["output", "input", "row-count", "base64", "short-input", "missing"],
+    "edit", [_change_stored_output, _change_stored_input], ids=["output", "input"]
 )
-def test_changed_self_check_rows_are_refused(
-    bundle_copy: Path, edit: Callable[[dict[str, Any]], None], message: str
+def test_changed_self_check_rows_are_refused_by_the_self_check(
+    bundle_copy: Path, edit: Callable[[dict[str, Any]], None]
 ) -> None:
     edit_manifest(bundle_copy, edit)
     model = CompiledModel.open(bundle_copy)  # the manifest is still well-formed
-    with pytest.raises(BundleError, match=message):
+    with pytest.raises(BundleError, match="library output differs from the manifest's self-che"):
         model.self_check()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set(9, "verification", "self_check", "rows"), "56 inputs and 8 outputs, not whole rows"),
+        (_set("@@@", "verification", "self_check", "output_f32_b64"), "malformed (not base64"),
+        (_set("AAAA", "verification", "self_check", "input_f32_b64"), "not whole float32 values"),
+        (_delete("verification", "self_check"), "'verification.self_check' is missing"),
+    ],
+    ids=["row-count", "base64", "short-input", "missing"],
+)
+def test_malformed_self_check_rows_are_refused_when_the_manifest_is_read(
+    bundle_copy: Path, edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    edit_manifest(bundle_copy, edit)
+    with pytest.raises(BundleError, match=re.escape(message)) as raised:
+        CompiledModel.open(bundle_copy)
+    assert "verification.self_check" in str(raised.value)
 
 
 # --- import boundary ----------------------------------------------------------------------------
@@ -410,7 +419,7 @@ def loaded_modules(code: str) -> set[str]:
 
 
 def test_runtime_import_loads_no_training_stack() -> None:
-    loaded = loaded_modules("import forestgate.compiler.runtime")
+    loaded = loaded_modules("import forestgate.engine.model")
     assert "numpy" in loaded  # the probe sees what the import brought in
     assert loaded.isdisjoint(TRAINING_STACK), sorted(loaded & set(TRAINING_STACK))
 
@@ -426,7 +435,7 @@ def test_calibrated_bundle_is_read_without_the_training_stack(calibrated: Calibr
     loaded = loaded_modules(
         "from forestgate.cli import main\n"
         f"assert main(['inspect', {str(calibrated.bundle_dir)!r}]) == 0\n"
-        "from forestgate.compiler.runtime import CompiledModel\n"
+        "from forestgate.engine.model import CompiledModel\n"
         f"m = CompiledModel.open({str(calibrated.bundle_dir)!r})\n"
         "import numpy as np\n"
         f"m.predict_calibrated(np.zeros((2, {F}), np.float32))"
