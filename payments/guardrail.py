@@ -1,4 +1,4 @@
-"""The retry guardrail: rules H1-H13 of reference/payments.md section 2.5 as one pure function
+"""The retry guardrail: rules H1-H13 (docs/payments.md, "The guardrail") as one pure function
 ``check(action, history, rules, now) -> Verdict`` that may veto any reattempt a model proposes.
 
 Pure: no clock, no I/O, no state; the same inputs give the same verdict. Counters are recomputed

@@ -1,5 +1,5 @@
-"""The rulebook of the guardrail: the rules file loaded as ``Rules``, and rules H1-H13 of
-reference/payments.md section 2.5 one function each.
+"""The rulebook of the guardrail: the rules file loaded as ``Rules``, and rules H1-H13
+(docs/payments.md, "The guardrail") one function each.
 
 Every rule reads the same ``Facts`` (the history classified once per check) and returns nothing,
 a denial (permanent, or lapsing at a known instant) or, for the counting rules, the headroom left.

@@ -52,7 +52,7 @@ def test_classify(codes: ResponseCodes, case: tuple[str, str, Outcome, Family, i
     assert info.known and info.network == network and info.code == code
 
 
-def test_visa_categories_follow_the_reference_table(codes: ResponseCodes) -> None:
+def test_visa_categories_follow_the_documented_table(codes: ResponseCodes) -> None:
     by_category: dict[int | None, set[str]] = {}
     for info in codes.codes("visa", on=ON):
         by_category.setdefault(info.visa_category, set()).add(info.code)

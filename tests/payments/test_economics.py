@@ -125,7 +125,7 @@ def test_local_eea_credit_costs(table: RouteTable) -> None:
 
 def test_us_regulated_debit_is_21_cents_plus_5_bps_plus_1_cent(table: RouteTable) -> None:
     costs = cost_breakdown(table["A-US"], Money(4000, "USD"), US_DEBIT)
-    assert costs.interchange == Money(24, "USD")  # $40 -> 24c, reference 4.2
+    assert costs.interchange == Money(24, "USD")  # $40 -> 24c, docs/payments.md, "Route costs"
 
 
 def test_cross_border_costs_more_and_fx_applies_only_on_conversion(table: RouteTable) -> None:
