@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import treelite
 
-from forestgate.errors import CompileError, UnsupportedModel
+from forestgate.errors import CompileError, InvalidInput, MissingFile, UnsupportedModel
 
 PredictFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
 
@@ -67,9 +67,9 @@ def load_source(model: object) -> SourceModel:
 
 def _load_file(path: Path) -> SourceModel:
     if not path.exists():
-        raise CompileError(f"{path}: no such file")
+        raise MissingFile(f"{path}: no such file")
     if not path.is_file():
-        raise CompileError(f"{path}: not a file")
+        raise InvalidInput(f"{path}: not a file")
     try:
         head = path.read_bytes()[:16]
     except OSError as exc:

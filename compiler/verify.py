@@ -18,6 +18,7 @@ values of 1e-35.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import treelite
 
 from forestgate.compiler.source import SourceModel
 from forestgate.engine.abi import ALL_OUTPUTS, load_library
-from forestgate.engine.manifest import SelfCheck, VerificationRecord
+from forestgate.engine.manifest import SelfCheck, VerificationRecord, VerificationResult
 from forestgate.errors import VerificationError
 
 DEFAULT_ATOL = 1e-5
@@ -39,26 +40,15 @@ _F32_MAX = np.finfo(np.float32).max
 
 
 @dataclass(frozen=True)
-class Verification:
-    passed: bool
-    rows: int
-    atol: float
-    rtol: float
-    max_abs_diff: float
-    max_rel_diff: float
-    rows_over_tolerance: int
-    nan_checked: bool
-    inf_checked: str
+class Verification(VerificationResult):
+    """The result as the manifest records it, plus the worst rows for the error report."""
+
     worst: list[dict[str, Any]]
 
     def record(self, self_check: SelfCheck) -> VerificationRecord:
         """The manifest's verification section: this result plus the self-check rows."""
-        return VerificationRecord(
-            passed=self.passed, rows=self.rows, atol=self.atol, rtol=self.rtol,
-            max_abs_diff=self.max_abs_diff, max_rel_diff=self.max_rel_diff,
-            rows_over_tolerance=self.rows_over_tolerance, nan_checked=self.nan_checked,
-            inf_checked=self.inf_checked, self_check=self_check,
-        )  # fmt: skip
+        result = {f.name: getattr(self, f.name) for f in dataclasses.fields(VerificationResult)}
+        return VerificationRecord(**result, self_check=self_check)
 
     def report(self) -> str:
         lines = [

@@ -10,12 +10,13 @@ Standard library and numpy only: the server reads manifests and never imports th
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 import numpy as np
 import numpy.typing as npt
@@ -50,7 +51,7 @@ def sha256_file(path: Path) -> str:
 
 
 class _Fields:
-    """Typed reads from one JSON object; every error names the file and the dotted field."""
+    """One JSON object being read; every error names the file and the dotted field."""
 
     def __init__(self, data: object, where: str, prefix: str) -> None:
         if not isinstance(data, dict):
@@ -67,52 +68,58 @@ class _Fields:
         field_name = self.path(key)
         return BundleError(f"{self.where}: field {field_name!r} is {got}, expected {expected}")
 
-    def get(self, key: str, kinds: tuple[type, ...], expected: str, *, optional: bool) -> Any:
-        value = self.data.get(key)
-        if value is None and optional:
-            return None
-        # bool is an int in Python; a JSON true is never a count.
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            raise self.fail(key, expected)
-        return value
-
-    def text(self, key: str) -> str:
-        value: str = self.get(key, (str,), "a string", optional=False)
-        return value
-
-    def opt_text(self, key: str) -> str | None:
-        value: str | None = self.get(key, (str,), "a string or null", optional=True)
-        return value
-
-    def integer(self, key: str, minimum: int = 0) -> int:
-        value: int = self.get(key, (int,), f"an integer >= {minimum}", optional=False)
-        if value < minimum:
-            raise self.fail(key, f"an integer >= {minimum}")
-        return value
-
-    def opt_integer(self, key: str) -> int | None:
-        value: int | None = self.get(key, (int,), "an integer or null", optional=True)
-        return value
-
-    def number(self, key: str) -> float:
-        return float(self.get(key, (int, float), "a number", optional=False))
-
-    def opt_number(self, key: str) -> float | None:
-        value = self.get(key, (int, float), "a number or null", optional=True)
-        return None if value is None else float(value)
-
-    def flag(self, key: str) -> bool:
-        value: bool = self.get(key, (bool,), "true or false", optional=False)
-        return value
-
     def section(self, key: str) -> _Fields:
-        return _Fields(
-            self.get(key, (dict,), "an object", optional=False), self.where, self.path(key)
-        )
+        if not isinstance(self.data.get(key), dict):
+            raise self.fail(key, "an object")
+        return _Fields(self.data[key], self.where, self.path(key))
 
-    def items(self, key: str) -> list[Any]:
-        value: list[Any] = self.get(key, (list,), "a list", optional=False)
-        return value
+
+_SCALARS: dict[Any, tuple[tuple[type, ...], str]] = {
+    str: ((str,), "a string"),
+    int: ((int,), "an integer >= 0"),
+    float: ((int, float), "a number"),
+    bool: ((bool,), "true or false"),
+}
+
+Record = TypeVar("Record")
+
+
+def read_record(cls: type[Record], f: _Fields) -> Record:
+    """A section read field by field from the dataclass's annotations: str, int (>= 0), float,
+    bool, X | None, tuple, dict or a nested dataclass. A field with a default may be absent."""
+    hints = get_type_hints(cls)
+    values = {}
+    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if spec.name not in f.data and spec.default is not dataclasses.MISSING:
+            continue
+        values[spec.name] = _read_value(f, spec.name, hints[spec.name])
+    return cls(**values)
+
+
+def _read_value(f: _Fields, key: str, kind: Any) -> Any:
+    args = get_args(kind)
+    if type(None) in args:  # X | None
+        inner = next(arg for arg in args if arg is not type(None))
+        return None if f.data.get(key) is None else _read_value(f, key, inner)
+    if dataclasses.is_dataclass(kind):
+        # A section with checks beyond its field types reads itself.
+        reader = getattr(kind, "read", None)
+        section = f.section(key)
+        return reader(section) if reader else read_record(kind, section)  # type: ignore[arg-type]
+    origin = get_origin(kind)
+    if origin is dict:
+        return dict(f.section(key).data)
+    value = f.data.get(key)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise f.fail(key, "a list")
+        return tuple(value)
+    kinds, expected = _SCALARS[kind]
+    # bool is an int in Python, but a JSON true is never a count.
+    bad_bool = isinstance(value, bool) and kind is not bool
+    if not isinstance(value, kinds) or bad_bool or (isinstance(value, int) and value < 0):
+        raise f.fail(key, expected)
+    return float(value) if isinstance(value, int | float) and kind is float else value
 
 
 @dataclass(frozen=True)
@@ -127,10 +134,10 @@ class Feature:
     @classmethod
     def read(cls, raw: object, where: str, index: int) -> Feature:
         f = _Fields(raw, where, f"features[{index}]")
-        kind = f.opt_text("type") or "float"
-        if kind not in FEATURE_TYPES:
+        feature = read_record(cls, f)
+        if feature.type not in FEATURE_TYPES:
             raise f.fail("type", f"one of {FEATURE_TYPES}")
-        return cls(f.text("name"), kind, f.opt_number("min"), f.opt_number("max"))
+        return feature
 
 
 @dataclass(frozen=True)
@@ -145,17 +152,11 @@ class OutputSpec:
 
     @classmethod
     def read(cls, f: _Fields) -> OutputSpec:
-        shape = f.items("shape")
+        output = read_record(cls, f)
+        shape = output.shape
         if not shape or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
             raise f.fail("shape", "a list of integers such as [-1] or [-1, K]")
-        classes = f.get("classes", (list,), "a list or null", optional=True)
-        return cls(
-            shape=tuple(shape),
-            meaning=f.opt_text("meaning") or "",
-            classes=None if classes is None else tuple(classes),
-            name=f.opt_text("name") or "output",
-            datatype=f.opt_text("datatype") or "FP32",
-        )
+        return output
 
 
 @dataclass(frozen=True)
@@ -172,21 +173,14 @@ class LibrarySpec:
 
     @classmethod
     def read(cls, f: _Fields) -> LibrarySpec:
-        file = f.text("file")
-        if Path(file).name != file:
+        library = read_record(cls, f)
+        if Path(library.file).name != library.file:
             raise f.fail("file", "a plain file name")
-        digest = f.text("sha256")
-        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        if not re.fullmatch(r"[0-9a-f]{64}", library.sha256):
             raise f.fail("sha256", "64 lowercase hex digits")
-        return cls(
-            file=file,
-            sha256=digest,
-            size_bytes=f.integer("size_bytes"),
-            entry=f.text("entry"),
-            outputs_per_row=f.integer("outputs_per_row", 1),
-            output_column=f.opt_integer("output_column"),
-            input=f.opt_text("input") or cls.input,
-        )
+        if library.outputs_per_row < 1:
+            raise f.fail("outputs_per_row", "an integer >= 1")
+        return library
 
 
 @dataclass(frozen=True)
@@ -200,17 +194,6 @@ class SourceSpec:
     file: str | None
     file_sha256: str | None
 
-    @classmethod
-    def read(cls, f: _Fields) -> SourceSpec:
-        return cls(
-            framework=f.text("framework"),
-            framework_version=f.text("framework_version"),
-            model_type=f.text("model_type"),
-            objective=f.opt_text("objective"),
-            file=f.opt_text("file"),
-            file_sha256=f.opt_text("file_sha256"),
-        )
-
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -222,17 +205,6 @@ class BuildOptions:
     nthread: int
     toolchain: str
     annotate: bool
-
-    @classmethod
-    def read(cls, f: _Fields) -> BuildOptions:
-        return cls(
-            parallel_comp=f.integer("parallel_comp", 1),
-            quantize=f.flag("quantize"),
-            opt_level=f.text("opt_level"),
-            nthread=f.integer("nthread", 1),
-            toolchain=f.text("toolchain"),
-            annotate=f.flag("annotate"),
-        )
 
 
 @dataclass(frozen=True)
@@ -246,17 +218,6 @@ class CompilerRecord:
     resolved: BuildOptions
     compile_seconds: float
 
-    @classmethod
-    def read(cls, f: _Fields) -> CompilerRecord:
-        return cls(
-            treelite=f.text("treelite"),
-            tl2cgen=f.text("tl2cgen"),
-            toolchain=f.text("toolchain"),
-            requested=dict(f.section("requested").data),
-            resolved=BuildOptions.read(f.section("resolved")),
-            compile_seconds=f.number("compile_seconds"),
-        )
-
 
 @dataclass(frozen=True)
 class ModelStats:
@@ -269,17 +230,6 @@ class ModelStats:
     threshold_type: str
     leaf_output_type: str
 
-    @classmethod
-    def read(cls, f: _Fields) -> ModelStats:
-        return cls(
-            num_trees=f.integer("num_trees"),
-            num_nodes=f.integer("num_nodes"),
-            max_depth=f.integer("max_depth"),
-            num_features=f.integer("num_features"),
-            threshold_type=f.text("threshold_type"),
-            leaf_output_type=f.text("leaf_output_type"),
-        )
-
 
 @dataclass(frozen=True)
 class SelfCheck:
@@ -291,7 +241,9 @@ class SelfCheck:
 
     @classmethod
     def read(cls, f: _Fields) -> SelfCheck:
-        check = cls(f.integer("rows", 1), f.text("input_f32_b64"), f.text("output_f32_b64"))
+        check = read_record(cls, f)
+        if check.rows < 1:
+            raise f.fail("rows", "an integer >= 1")
         try:
             x, y = check._decode()
         except ValueError as exc:
@@ -333,8 +285,8 @@ class SelfCheck:
 
 
 @dataclass(frozen=True)
-class VerificationRecord:
-    """The differential check against the source framework, and the self-check rows."""
+class VerificationResult:
+    """The differential check against the source framework (compiler/verify.py)."""
 
     passed: bool
     rows: int
@@ -345,22 +297,13 @@ class VerificationRecord:
     rows_over_tolerance: int
     nan_checked: bool
     inf_checked: str
-    self_check: SelfCheck
 
-    @classmethod
-    def read(cls, f: _Fields) -> VerificationRecord:
-        return cls(
-            passed=f.flag("passed"),
-            rows=f.integer("rows"),
-            atol=f.number("atol"),
-            rtol=f.number("rtol"),
-            max_abs_diff=f.number("max_abs_diff"),
-            max_rel_diff=f.number("max_rel_diff"),
-            rows_over_tolerance=f.integer("rows_over_tolerance"),
-            nan_checked=f.flag("nan_checked"),
-            inf_checked=f.text("inf_checked"),
-            self_check=SelfCheck.read(f.section("self_check")),
-        )
+
+@dataclass(frozen=True)
+class VerificationRecord(VerificationResult):
+    """The manifest's verification section: the differential check and the self-check rows."""
+
+    self_check: SelfCheck
 
 
 @dataclass(frozen=True)
@@ -422,32 +365,31 @@ class Manifest:
         f = _Fields(data, where, "")
         if f.data.get("format") != BUNDLE_FORMAT:
             raise f.fail("format", repr(BUNDLE_FORMAT))
-        task = f.text("task")
-        if task not in TASKS:
+        hints = get_type_hints(cls)
+        values = {key: _read_value(f, key, hints[key]) for key in _SECTIONS}
+        if values["task"] not in TASKS:
             raise f.fail("task", f"one of {TASKS}")
-        features = tuple(Feature.read(raw, where, i) for i, raw in enumerate(f.items("features")))
+        raw_features = _read_value(f, "features", tuple[Any, ...])
+        features = tuple(Feature.read(raw, where, i) for i, raw in enumerate(raw_features))
         if not features:
             raise f.fail("features", "at least one feature")
         if "num_features" in f.data and f.data["num_features"] != len(features):
             raise f.fail("num_features", f"{len(features)}, the number of features listed")
-        names = [feature.name for feature in features]
         return cls(
-            name=f.text("name"),
-            version=f.text("version"),
-            task=task,
+            **values,
             features=features,
-            output=OutputSpec.read(f.section("output")),
-            library=LibrarySpec.read(f.section("library")),
-            source=SourceSpec.read(f.section("source")),
-            compiler=CompilerRecord.read(f.section("compiler")),
-            model_stats=ModelStats.read(f.section("model_stats")),
-            verification=VerificationRecord.read(f.section("verification")),
-            created_at=f.text("created_at"),
-            calibration=_calibration(f, task),
-            reference=_reference(f, names),
+            calibration=_calibration(f, values["task"]),
+            reference=_reference(f, [feature.name for feature in features]),
             training_metrics=_training_metrics(f),
             extra=dict(f.section("extra").data) if "extra" in f.data else {},
         )
+
+
+# The manifest's fields that are read by their type alone.
+_SECTIONS = (
+    "name", "version", "task", "output", "library", "source", "compiler", "model_stats",
+    "verification", "created_at",
+)  # fmt: skip
 
 
 def _calibration(f: _Fields, task: str) -> Calibration | None:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from forestgate import __version__
-from forestgate.errors import ForestGateError, VerificationError
+from forestgate.errors import ForestGateError, UserError, VerificationError
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"forestgate {args.command}: error: {exc}", file=sys.stderr)
         print(exc.report, file=sys.stderr)
         return 1
+    except UserError as exc:
+        print(f"forestgate {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except ForestGateError as exc:
         print(f"forestgate {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,10 @@
 """The exception tree every ForestGate layer raises, free of any transport.
 
     ForestGateError
-    ├── InvalidInput (ValueError)     bad request data; names the field and what was expected
+    ├── UserError                     the command or call was used wrongly: CLIs exit 2
+    │   ├── InvalidInput (ValueError)     bad request data; names the field and what was expected
+    │   ├── ConfigError (ValueError)      a bad setting or configuration file; names the setting
+    │   └── MissingFile (FileNotFoundError)  a file or directory the caller named is not there
     ├── NotFound (LookupError)        unknown model or version
     ├── Overloaded                    a queue is full: shed load now rather than later
     ├── DeadlineExpired               the caller's deadline passed before compute started
@@ -11,8 +14,10 @@
         ├── UnsupportedModel          a model type or task the compiler does not handle
         └── VerificationError         compiled predictions differ from the source framework
 
-The server maps these to gRPC status codes at one boundary; the CLI prints their message on one
-line and exits non-zero. Messages name the file, field or tensor they are about.
+The server maps these to gRPC status codes at one boundary. The CLI prints their message on one
+line, with no traceback, and exits 2 for a UserError (as argparse does for a bad flag) and 1 when
+the work itself failed (a model that does not verify, a bundle that cannot be trusted). Messages
+name the file, field or tensor they are about.
 """
 
 from __future__ import annotations
@@ -22,8 +27,20 @@ class ForestGateError(Exception):
     """Base of every error ForestGate raises on purpose."""
 
 
-class InvalidInput(ForestGateError, ValueError):
+class UserError(ForestGateError):
+    """The caller asked for something that cannot be done as asked; fixing the call fixes it."""
+
+
+class InvalidInput(UserError, ValueError):
     """Request data of the wrong shape, type or size."""
+
+
+class ConfigError(UserError, ValueError):
+    """A setting or configuration file with an invalid value; the message names it."""
+
+
+class MissingFile(UserError, FileNotFoundError):
+    """A file or directory the caller named does not exist."""
 
 
 class NotFound(ForestGateError, LookupError):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from forestgate.errors import ForestGateError, InvalidInput
+from forestgate.errors import ConfigError as BaseConfigError
+from forestgate.errors import InvalidInput
 
 
-class ConfigError(ForestGateError, ValueError):
+class ConfigError(BaseConfigError):
     """A rules or route file that is malformed or inconsistent; raised before anything runs.
 
     The message starts with ``file:line: field:`` so an editor can jump to the offending entry.

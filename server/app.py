@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
+import socket
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -27,10 +30,12 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from forestgate.engine.model import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.pool import POOL
-from forestgate.server.batcher import MicroBatcher
+from forestgate.server.batcher import Engine, MicroBatcher
+from forestgate.server.health import Health
 from forestgate.server.metrics import ServerMetrics
-from forestgate.server.repository import ModelRepository
-from forestgate.server.servicer import InferenceServicer, ServerState, handlers
+from forestgate.server.oip import InferenceServicer, handlers
+from forestgate.server.repository import BatcherFactory, ModelRepository
+from forestgate.server.scoring import Readiness, ScoringCore
 from forestgate.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,50 +50,47 @@ class RunningServer:
 
     server: grpc.aio.Server
     port: int
-    state: ServerState
-    repository: ModelRepository
-    health: health_async.HealthServicer
+    core: ScoringCore
+    health: Health
     metrics: ServerMetrics
+
+    @property
+    def repository(self) -> ModelRepository:
+        return self.core.repository
+
+    @property
+    def readiness(self) -> Readiness:
+        return self.core.readiness
 
     async def publish_models(self) -> None:
         """Mirror the loaded versions into the model gauge and per-model health status."""
         self.metrics.models_loaded.clear()
         for loaded in self.repository.loaded():
             self.metrics.models_loaded.labels(loaded.model.name, loaded.model.version).set(1)
-        serving = health_pb2.HealthCheckResponse.SERVING
-        for entry in self.repository.index():
-            ready = entry.state == "READY" and not self.state.draining
-            await self.health.set(
-                entry.name, serving if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-            )
-        for name in self._unloaded():
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-
-    def _unloaded(self) -> set[str]:
-        known = {entry.name for entry in self.repository.index()}
-        return set(self.repository.on_disk()) - known
+        await self.health.publish()
 
     async def drain_and_stop(self, grace_s: float) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish, drain batchers."""
-        self.state.draining = True
-        await self.health.enter_graceful_shutdown()
+        self.readiness.draining = True
+        await self.health.drain()
         # Batchers flush at once (a queue delay no longer waits for company) while gRPC refuses
         # new calls and gives the accepted ones the grace period.
         await asyncio.gather(self.server.stop(grace_s), self.repository.drain_all())
 
 
-async def start_server(settings: Settings, metrics: ServerMetrics | None = None) -> RunningServer:
-    """Load the repository, then bind and start every service; returns once serving."""
-    metrics = metrics or ServerMetrics()
-    state = ServerState()
-    health = health_async.HealthServicer()
+EngineWrapper = Callable[[CompiledModel], Engine]
+
+
+def batcher_factory(
+    settings: Settings, metrics: ServerMetrics, wrap_engine: EngineWrapper | None = None
+) -> BatcherFactory:
+    """How each loaded model version gets its batcher, from the settings. `wrap_engine` puts
+    something between the batcher and the model (tests hold and release the engine with it)."""
 
     def make_batcher(model: CompiledModel) -> MicroBatcher:
         batcher = MicroBatcher(
-            model.predict,
+            model if wrap_engine is None else wrap_engine(model),
             name=f"{model.name}/{model.version}",
-            num_features=model.num_features,
-            output_width=model.output_width,
             max_batch_rows=settings.max_batch_rows,
             max_queue_delay_us=settings.max_queue_delay_us,
             max_queue_rows=settings.max_queue_rows,
@@ -98,6 +100,20 @@ async def start_server(settings: Settings, metrics: ServerMetrics | None = None)
         metrics.queue_rows.labels(model.name).set_function(lambda: batcher.queue_rows)
         return batcher
 
+    return make_batcher
+
+
+async def start_server(
+    settings: Settings,
+    metrics: ServerMetrics | None = None,
+    wrap_engine: EngineWrapper | None = None,
+) -> RunningServer:
+    """Load the repository, then bind and start every service; returns once serving.
+
+    `wrap_engine` wraps each model version's engine (see batcher_factory).
+    """
+    metrics = metrics or ServerMetrics()
+    readiness = Readiness()
     options = [
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -107,26 +123,27 @@ async def start_server(settings: Settings, metrics: ServerMetrics | None = None)
         options=options,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
     )
-    repository = ModelRepository(settings.model_repository, make_batcher)
-    servicer = InferenceServicer(repository, state, metrics, max_batch_rows=settings.max_batch_rows)
-    server.add_generic_rpc_handlers((handlers(servicer),))
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    repository = ModelRepository(
+        settings.model_repository, batcher_factory(settings, metrics, wrap_engine)
+    )
+    core = ScoringCore(repository, readiness, max_request_rows=settings.max_batch_rows)
+    server.add_generic_rpc_handlers((handlers(InferenceServicer(core, metrics)),))
+    health_servicer = health_async.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _add_reflection(server)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"cannot bind {settings.host}:{settings.port}")
+    health = Health(health_servicer, repository, readiness, (INFERENCE_SERVICE,))
     # Listen first and answer NOT_SERVING while the models load and warm up, so probes and
     # load balancers see "starting" rather than a refused connection.
-    for service in ("", INFERENCE_SERVICE):
-        await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health.publish()
     await server.start()
     await repository.load_all()
-    running = RunningServer(server, port, state, repository, health, metrics)
+    running = RunningServer(server, port, core, health, metrics)
+    readiness.ready = True
     await running.publish_models()
     repository.on_change = running.publish_models
-    state.ready = True
-    for service in ("", INFERENCE_SERVICE):
-        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
     return running
 
 
@@ -215,6 +232,25 @@ def serve(settings: Settings) -> int:
     """Run the server in this process, or fork `workers` processes that share the port."""
     if settings.workers == 1:
         return uvloop.run(_run_worker(settings, 0))
+    with _reserved_port(settings.host, settings.port) as port:
+        return _fork_workers(dataclasses.replace(settings, port=port))
+
+
+@contextlib.contextmanager
+def _reserved_port(host: str, port: int) -> Iterator[int]:
+    """Hold `port` (a free one when 0) with SO_REUSEPORT while the workers bind it too.
+
+    gRPC's multiprocessing recipe: the socket is bound but never listens, so the kernel hands
+    connections only to the workers' listening sockets, and port 0 resolves once for all.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        yield int(sock.getsockname()[1])
+
+
+def _fork_workers(settings: Settings) -> int:
     children = []
     for worker in range(settings.workers):
         pid = os.fork()  # before any gRPC object exists in this process

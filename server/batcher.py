@@ -1,9 +1,10 @@
 """The micro-batcher: one model's bounded request queue, merged into contiguous engine calls.
 
 A request is a float32 [n, F] block of rows plus a future. One dispatcher task per batcher copies
-queued rows into a single preallocated [max_batch_rows, F] buffer, calls `predict` once on the
-filled slice and hands each caller a copy of its own output rows. It imports neither grpc nor
-protobuf: the server maps the errors raised here to status codes at its own boundary.
+queued rows into a single preallocated [max_batch_rows, F] buffer (the only copy of the rows),
+has the engine score the filled slice into a fresh output array, and hands each caller a view of
+its own output rows. It imports neither grpc nor protobuf: the server maps the errors raised
+here to status codes at its own boundary.
 """
 
 from __future__ import annotations
@@ -20,11 +21,27 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.errors import DeadlineExpired, InvalidInput, Overloaded, Unavailable
+from forestgate.errors import DeadlineExpired, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
 
-Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+
+class Engine(Protocol):
+    """What the batcher needs of a model: rows in, scores out (engine.model.CompiledModel).
+
+    `score` must write every row's output into `out`, [n] when output_width is 1, else
+    [n, output_width]; it may be called from a thread other than the event loop's.
+    """
+
+    @property
+    def num_features(self) -> int: ...
+
+    @property
+    def output_width(self) -> int: ...
+
+    def score(self, rows: npt.NDArray[np.float32], out: npt.NDArray[np.float32]) -> None: ...
+
+
 Execution = Literal["inline", "thread"]
 RejectReason = Literal["overloaded", "deadline_expired", "cancelled", "unavailable"]
 
@@ -41,10 +58,10 @@ class BatchStats:
     rows: int
     requests: int
     queue_wait_ns: Sequence[int]  # per request, in batch order: enqueue -> batch formed
-    compute_ns: int  # the predict call; in "thread" mode including the hand-off both ways
+    compute_ns: int  # the engine call; in "thread" mode including the hand-off both ways
     formed_ns: int  # clock reading when the batch was formed
     contexts: Sequence[object]  # each request's `context`, in batch order (e.g. spans to link)
-    error: Exception | None  # what predict raised; every request of the batch got it
+    error: Exception | None  # what the engine raised; every request of the batch got it
 
 
 class BatchObserver(Protocol):
@@ -75,7 +92,7 @@ class _Request:
 
 
 class MicroBatcher:
-    """Merge concurrent requests for one model into as few `predict` calls as the load allows.
+    """Merge concurrent requests for one model into as few engine calls as the load allows.
 
     Dispatch is continuous: a request that finds the engine idle is computed at once, and
     whatever queues while a batch runs forms the next batch, oldest first, up to
@@ -84,17 +101,17 @@ class MicroBatcher:
     it never delays a request that finds the engine idle. The wait is timed by the event
     loop in whole milliseconds, rounded up, so a backlog may wait up to 1 ms longer than set.
 
-    Admission is decided at once: a request over `max_batch_rows` raises InvalidInput, one that
-    would take the queue past `max_queue_rows` rows raises Overloaded, and one arriving after
-    `drain()` or `close()` raises Unavailable. At batch forming, requests whose `deadline_ns`
-    (in `clock`'s time base) has passed get DeadlineExpired and cancelled ones are skipped; a
-    predict that raises fails only its own batch.
+    The rows a caller submits are not checked again here: the scoring core validated them once
+    (C-contiguous or not, float32 [n, F] with 1 <= n <= max_batch_rows). Admission is decided at
+    once: a request that would take the queue past `max_queue_rows` rows raises Overloaded, and
+    one arriving after `drain()` or `close()` raises Unavailable. At batch forming, requests
+    whose `deadline_ns` (in `clock`'s time base) has passed get DeadlineExpired and cancelled
+    ones are skipped; an engine call that raises fails only its own batch.
 
-    `execution="inline"` (the default, measured fastest in bench/results/batcher.md) calls
-    `predict` on the event loop; "thread" calls it through `executor`, or through a
-    single-thread executor of the batcher's own. Either way one batch is in flight at a time, so
-    the input buffer is reused safely; outputs are copied per request, so `predict` may reuse
-    its output buffer too.
+    `execution="inline"` (the default, measured fastest in bench/results/batcher.md) calls the
+    engine on the event loop; "thread" calls it through `executor`, or through a single-thread
+    executor of the batcher's own. Either way one batch is in flight at a time, so the input
+    buffer is reused safely; each batch gets a fresh output array, so callers keep views of it.
 
     For a zero-downtime swap, route new requests to the new version's batcher and
     `await old.drain()`: the old one finishes what it accepted while the new one takes traffic.
@@ -103,39 +120,35 @@ class MicroBatcher:
 
     def __init__(
         self,
-        predict: Predict,
+        engine: Engine,
         *,
-        num_features: int,
         max_batch_rows: int = 64,
         max_queue_rows: int = 1024,
         max_queue_delay_us: int = 0,
-        output_width: int | None = None,
         execution: Execution = DEFAULT_EXECUTION,
         executor: concurrent.futures.Executor | None = None,
         observer: BatchObserver | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
         name: str = "model",
     ) -> None:
-        _require_int("num_features", num_features, 1)
+        _require_int("engine.num_features", engine.num_features, 1)
+        _require_int("engine.output_width", engine.output_width, 1)
         _require_int("max_batch_rows", max_batch_rows, 1)
         _require_int("max_queue_rows", max_queue_rows, max_batch_rows, "max_batch_rows")
         _require_int("max_queue_delay_us", max_queue_delay_us, 0)
-        if output_width is not None:
-            _require_int("output_width", output_width, 1)
         if execution not in ("inline", "thread"):
             raise ValueError(f"execution must be 'inline' or 'thread', got {execution!r}")
         if executor is not None and execution != "thread":
             raise ValueError("executor is only used with execution='thread'")
-        if not callable(predict):
-            raise TypeError(f"predict must be callable, got {type(predict).__name__}")
         self.name = name
-        self._num_features = num_features
-        self._rows_expected = f"rows: expected a float32 array of shape [n, {num_features}], got"
         self._max_batch_rows = max_batch_rows
-        self._predict = predict
+        self._score = engine.score
+        # [n] or [n, K]: the shape each batch's output array is allocated with.
+        self._out_shape: tuple[int, ...] = (
+            () if engine.output_width == 1 else (engine.output_width,)
+        )
         self._max_queue_rows = max_queue_rows
         self._delay_ns = max_queue_delay_us * 1000
-        self._output_width = output_width
         self._owned_executor: concurrent.futures.ThreadPoolExecutor | None = None
         if execution == "thread" and executor is None:
             # One thread: a single batch is in flight per batcher, so more would idle.
@@ -145,7 +158,7 @@ class MicroBatcher:
         self._executor = executor
         self._observer = observer
         self._clock = clock
-        self._input = np.empty((max_batch_rows, num_features), dtype=np.float32)
+        self._input = np.empty((max_batch_rows, engine.num_features), dtype=np.float32)
         self._queue: deque[_Request] = deque()
         self._queue_rows = 0
         self._taken: list[_Request] = []
@@ -188,7 +201,7 @@ class MicroBatcher:
         if not self._accepting:
             self._notify_reject("unavailable", context)
             raise Unavailable(self._refusal)
-        n = self._count_rows(rows)
+        n: int = rows.shape[0]
         if self._queue_rows + n > self._max_queue_rows:
             self._notify_reject("overloaded", context)
             raise Overloaded(
@@ -204,18 +217,6 @@ class MicroBatcher:
         if not self._holding or self._queue_rows >= self._max_batch_rows:
             self._wake.set()
         return await future
-
-    def _count_rows(self, rows: object) -> int:
-        if not isinstance(rows, np.ndarray):
-            raise InvalidInput(f"{self._rows_expected} {type(rows).__name__}")
-        if rows.dtype != np.float32 or rows.ndim != 2 or rows.shape[1] != self._num_features:
-            raise InvalidInput(f"{self._rows_expected} {rows.dtype} {list(rows.shape)}")
-        n: int = rows.shape[0]
-        if not 1 <= n <= self._max_batch_rows:
-            raise InvalidInput(
-                f"rows: {n} rows, expected 1 to max_batch_rows={self._max_batch_rows} per request"
-            )
-        return n
 
     async def drain(self) -> None:
         """Refuse new requests (Unavailable), finish every queued and in-flight one, then stop."""
@@ -338,18 +339,18 @@ class MicroBatcher:
         return rows
 
     async def _execute(self, rows: int) -> None:
-        """Run predict on the filled slice and settle every taken request's future."""
+        """Score the filled slice into a fresh output array and settle every taken future."""
         taken = self._taken
         x = self._input[:rows]
+        y = np.empty((rows, *self._out_shape), dtype=np.float32)
         started = self._clock()
         error: Exception | None = None
         try:
             if self._executor is None:
-                y = self._predict(x)
+                self._score(x, y)
             else:
                 assert self._loop is not None
-                y = await self._loop.run_in_executor(self._executor, self._predict, x)
-            self._check_output(y, rows)
+                await self._loop.run_in_executor(self._executor, self._score, x, y)
         except Exception as exc:
             error = exc
             for request in taken:
@@ -367,7 +368,7 @@ class MicroBatcher:
             for request in taken:
                 end = offset + request.n
                 if not request.future.done():
-                    request.future.set_result(y[offset:end].copy())
+                    request.future.set_result(y[offset:end])
                 offset = end
         if self._observer is not None:
             formed = self._formed_ns
@@ -385,17 +386,6 @@ class MicroBatcher:
             except Exception:
                 self._observer_broke()
         taken.clear()
-
-    def _check_output(self, y: object, rows: int) -> None:
-        width = self._output_width
-        if (
-            not isinstance(y, np.ndarray)
-            or not 1 <= y.ndim <= 2
-            or y.shape[0] != rows
-            or (width is not None and y.shape[1:] != (() if width == 1 else (width,)))
-        ):
-            got = list(y.shape) if isinstance(y, np.ndarray) else type(y).__name__
-            raise RuntimeError(f"{self.name}: predict returned {got} for a batch of {rows} rows")
 
     def _fail_queued(self) -> None:
         queue = self._queue

@@ -165,6 +165,10 @@ class ModelRepository:
             )
         return found
 
+    def serves(self, name: str) -> bool:
+        """Whether a request naming no version would reach a loaded version of `name`."""
+        return name in self._latest
+
     def versions(self, name: str) -> list[str]:
         if name not in self._models:
             raise NotFound(f"model {name!r} is not loaded")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forestgate.errors import ConfigError
+
 ENV_PREFIX = "FORESTGATE_"
 
 
@@ -62,11 +64,9 @@ class Settings:
             "log_level",
             "must be DEBUG, INFO, WARNING or ERROR",
         )
-        if self.workers > 1 and self.port == 0:
-            raise SettingsError("setting port=0: several workers must share a fixed port")
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError):
     """A setting with an invalid value; the message names it."""
 
 
@@ -74,7 +74,7 @@ class SettingsError(ValueError):
 HELP: dict[str, tuple[type, str]] = {
     "model_repository": (Path, "directory of bundles, <name>/<version>/manifest.json"),
     "host": (str, "address to listen on"),
-    "port": (int, "gRPC port for every service (0 picks a free one and logs it)"),
+    "port": (int, "gRPC port for every service (0 picks a free one, shared by all workers)"),
     "metrics_port": (
         int,
         "Prometheus /metrics HTTP port; worker i uses port+i (0: a free one, -1: off)",

@@ -6,8 +6,8 @@ schedule (rate and worker schedules) -> runner (asyncio workers on grpc.aio chan
 several processes) -> report (ghz's statistics) -> printers (summary, json, pretty, csv, html).
 """
 
-from forestgate.errors import ForestGateError
+from forestgate.errors import UserError
 
 
-class LoadError(ForestGateError):
+class LoadError(UserError):
     """Bad input to a load run, reported on one line before any load is sent."""

@@ -247,7 +247,7 @@ def test_bad_input_is_one_line_and_sends_nothing(load_server, args, message):
     before = served(load_server)
     target = [] if any(a.startswith("127.0.0.1:") for a in args) else [load_server.address]
     done = load(*args, *target)
-    assert done.returncode != 0
+    assert done.returncode == 2  # a user error, as for a bad flag
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("forestgate load: error: "), done.stderr

@@ -85,7 +85,9 @@ def live_server(model_repository: Path) -> Iterator[LiveServer]:
     yield from _serve(model_repository)
 
 
-def _serve(repository: Path, **overrides: object) -> Iterator[LiveServer]:
+def _serve(
+    repository: Path, wrap_engine: object = None, **overrides: object
+) -> Iterator[LiveServer]:
     from forestgate.server.app import start_server
     from forestgate.server.settings import Settings
 
@@ -94,7 +96,7 @@ def _serve(repository: Path, **overrides: object) -> Iterator[LiveServer]:
     box: dict[str, object] = {}
 
     async def main() -> None:
-        running = await start_server(settings)
+        running = await start_server(settings, wrap_engine=wrap_engine)  # type: ignore[arg-type]
         box["running"] = running
         box["loop"] = asyncio.get_running_loop()
         box["stop"] = stop = asyncio.Event()
@@ -126,12 +128,15 @@ def _serve(repository: Path, **overrides: object) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def serve_with():
-    """Start a server with settings overrides: `with serve_with(repo, max_queue_rows=8) as s`."""
+    """Start a server with settings overrides, `with serve_with(repo, max_queue_rows=8) as s`,
+    and optionally an engine wrapper (`wrap_engine=`), to hold and release the engine."""
     from contextlib import contextmanager
 
     @contextmanager
-    def start(repository: Path, **overrides: object) -> Iterator[LiveServer]:
-        gen = _serve(repository, **overrides)
+    def start(
+        repository: Path, wrap_engine: object = None, **overrides: object
+    ) -> Iterator[LiveServer]:
+        gen = _serve(repository, wrap_engine, **overrides)
         try:
             yield next(gen)
         finally:

@@ -16,7 +16,7 @@ import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forestgate.errors import DeadlineExpired, InvalidInput, Overloaded, Unavailable
+from forestgate.errors import DeadlineExpired, Overloaded, Unavailable
 from forestgate.server.batcher import BatchStats, MicroBatcher
 
 F = 4  # features per row
@@ -53,9 +53,10 @@ class FakeClock:
 
 
 class Engine:
-    """Fake predict: returns views of the input ([n] column 0, or [n, width] leading columns),
-    so a batcher that hands out views instead of copies sees them overwritten by the next batch.
+    """Fake engine: writes column 0 of each row ([n]), or its first `width` columns ([n, width]).
     The first call can be held until `release` is set, to keep the engine busy."""
+
+    num_features = F
 
     def __init__(
         self,
@@ -67,6 +68,7 @@ class Engine:
         compute_ns: int = 0,
     ) -> None:
         self.width = width
+        self.output_width = width or 1
         self.fail_calls = fail_calls
         self.clock = clock
         self.compute_ns = compute_ns
@@ -77,9 +79,9 @@ class Engine:
         if not hold_first:
             self.release.set()
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def score(self, rows: np.ndarray, out: np.ndarray) -> None:
         call = len(self.batches)
-        self.batches.append(x.copy())
+        self.batches.append(rows.copy())
         self.threads.append(threading.current_thread().name)
         if call == 0:
             self.entered.set()
@@ -88,17 +90,36 @@ class Engine:
             self.clock.now += self.compute_ns
         if call in self.fail_calls:
             raise ValueError(f"engine fault in call {call}")
-        return x[:, 0] if self.width is None else x[:, : self.width]
+        out[...] = self.expect(rows)
 
     def expect(self, rows: np.ndarray) -> np.ndarray:
         return rows[:, 0] if self.width is None else rows[:, : self.width]
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """score() into a fresh array, for predict functions built on this engine."""
+        out = np.empty(rows.shape[:1] if self.width is None else (len(rows), self.width))
+        self.score(rows, out)
+        return out
 
     def sizes(self) -> list[int]:
         return [len(b) for b in self.batches]
 
     async def busy(self) -> None:
-        """Wait until the held first call is inside predict."""
+        """Wait until the held first call is inside the engine."""
         assert await asyncio.to_thread(self.entered.wait, 5)
+
+
+class Scorer:
+    """An engine made of a function `predict(rows) -> [n]`, for tests that act inside a call."""
+
+    num_features = F
+    output_width = 1
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.predict = predict
+
+    def score(self, rows: np.ndarray, out: np.ndarray) -> None:
+        out[...] = self.predict(rows)
 
 
 class Recorder:
@@ -113,8 +134,10 @@ class Recorder:
         self.rejects.append((reason, context))
 
 
-def make(engine: Callable[[np.ndarray], Any], **kwargs: Any) -> MicroBatcher:
-    kwargs.setdefault("num_features", F)
+def make(engine: Any, **kwargs: Any) -> MicroBatcher:
+    """A batcher over `engine`: a fake Engine, or a predict function wrapped in a Scorer."""
+    if callable(engine):
+        engine = Scorer(engine)
     kwargs.setdefault("max_batch_rows", 8)
     kwargs.setdefault("max_queue_rows", 64)
     return MicroBatcher(engine, **kwargs)
@@ -126,12 +149,10 @@ def make(engine: Callable[[np.ndarray], Any], **kwargs: Any) -> MicroBatcher:
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
-        ({"num_features": 0}, "num_features"),
         ({"max_batch_rows": 0}, "max_batch_rows"),
         ({"max_batch_rows": 2.0}, "max_batch_rows"),
         ({"max_batch_rows": 8, "max_queue_rows": 7}, "max_queue_rows"),
         ({"max_queue_delay_us": -1}, "max_queue_delay_us"),
-        ({"output_width": 0}, "output_width"),
         ({"execution": "process"}, "execution"),
         ({"execution": "inline", "executor": "an executor"}, "executor"),
     ],
@@ -161,18 +182,20 @@ def test_a_request_to_an_idle_engine_is_computed_without_waiting_for_the_delay(
     execution: str,
 ) -> None:
     engine = Engine()
+    recorder = Recorder()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        batcher = make(engine, max_queue_delay_us=60_000_000, execution=execution)
-        started = loop.time()
+        batcher = make(
+            engine, max_queue_delay_us=60_000_000, execution=execution, observer=recorder,
+            clock=FakeClock(),
+        )  # fmt: skip
         result = await batcher.submit(block(1, 2))
-        assert loop.time() - started < 1.0
         np.testing.assert_array_equal(result, block(1, 2)[:, 0])
         await batcher.drain()
 
-    run(main(), timeout_s=5)
+    run(main(), timeout_s=5)  # a 60 s hold would time out here
     assert engine.sizes() == [2]
+    assert [list(b.queue_wait_ns) for b in recorder.batches] == [[0]]
 
 
 def test_requests_arriving_while_a_batch_runs_form_the_next_batch_in_thread_mode() -> None:
@@ -204,7 +227,7 @@ def test_requests_arriving_while_an_inline_batch_runs_form_the_next_batch() -> N
         def predict(x: np.ndarray) -> np.ndarray:
             if not later:  # requests that arrive during the first engine call
                 later.extend(asyncio.create_task(batcher.submit(block(t, 1))) for t in (1, 2))
-            return engine(x)
+            return engine.predict(x)
 
         batcher = make(predict, execution="inline")
         np.testing.assert_array_equal(await batcher.submit(block(0, 1)), block(0, 1)[:, 0])
@@ -224,7 +247,7 @@ def test_every_caller_gets_exactly_predict_of_its_own_rows(data: st.DataObject) 
         st.lists(st.lists(st.integers(1, max_batch_rows), min_size=1, max_size=6), max_size=5),
         label="request sizes, in waves",
     )
-    engine = Engine(width=data.draw(st.sampled_from([None, 1, 3]), label="width"))
+    engine = Engine(width=data.draw(st.sampled_from([None, 2, 3]), label="width"))
     execution = data.draw(st.sampled_from(MODES), label="execution")
     sent: list[np.ndarray] = []
 
@@ -259,7 +282,7 @@ def test_inline_batches_leave_the_event_loop_a_turn_between_them() -> None:
 
     def predict(x: np.ndarray) -> np.ndarray:
         seen.append(len(delivered))
-        return engine(x)
+        return engine.predict(x)
 
     async def caller(batcher: MicroBatcher, tag: int) -> None:
         await batcher.submit(block(tag, 1))
@@ -289,30 +312,6 @@ def test_batches_never_exceed_max_batch_rows_and_requests_are_never_split() -> N
 
 
 # --- admission ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("rows", "message"),
-    [
-        (block(1, 5), "max_batch_rows=4"),
-        (np.empty((0, F), np.float32), "max_batch_rows=4"),
-        (block(1, 2).astype(np.float64), r"float32 array of shape \[n, 4\], got float64"),
-        (block(1, 2)[:, :3], r"got float32 \[2, 3\]"),
-        (block(1, 1)[0], r"got float32 \[4\]"),
-        ([[1.0, 2.0, 3.0, 4.0]], "got list"),
-    ],
-)
-def test_bad_rows_are_refused_at_submit_naming_the_limit(rows: Any, message: str) -> None:
-    engine = Engine()
-
-    async def main() -> None:
-        batcher = make(engine, max_batch_rows=4)
-        with pytest.raises(InvalidInput, match=message):
-            await batcher.submit(rows)
-        await batcher.drain()
-
-    run(main())
-    assert engine.batches == []
 
 
 def test_a_full_queue_raises_overloaded_at_once_while_accepted_work_completes() -> None:
@@ -452,26 +451,6 @@ def test_requests_queued_behind_a_failing_batch_still_succeed() -> None:
     run(main())
 
 
-@pytest.mark.parametrize("bad", ["short", "not an array", "wrong width"])
-def test_predict_output_of_the_wrong_shape_fails_the_batch(bad: str) -> None:
-    calls: list[int] = []
-
-    def predict(x: np.ndarray) -> Any:
-        calls.append(len(x))
-        if len(calls) > 1:
-            return x[:, :3]
-        return {"short": x[:-1, :3], "not an array": [0.0] * len(x), "wrong width": x[:, :2]}[bad]
-
-    async def main() -> None:
-        batcher = MicroBatcher(predict, num_features=F, output_width=3)
-        with pytest.raises(RuntimeError, match=r"predict returned .* for a batch of 2 rows"):
-            await batcher.submit(block(1, 2))
-        np.testing.assert_array_equal(await batcher.submit(block(2, 1)), block(2, 1)[:, :3])
-        await batcher.drain()
-
-    run(main())
-
-
 def test_a_dispatcher_that_dies_fails_every_waiting_request_and_refuses_new_ones(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -599,7 +578,7 @@ def test_multi_output_rows_are_split_per_request(execution: str) -> None:
     engine = Engine(width=3)
 
     async def main() -> list[np.ndarray]:
-        batcher = make(engine, execution=execution, output_width=3)
+        batcher = make(engine, execution=execution)
         results = await asyncio.gather(*(batcher.submit(block(t, t)) for t in (1, 2, 3)))
         await batcher.drain()
         return results

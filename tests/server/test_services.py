@@ -3,6 +3,8 @@ reflection, and that a bad request never disturbs good ones."""
 
 from __future__ import annotations
 
+import shutil
+
 import grpc
 import numpy as np
 import pytest
@@ -58,6 +60,12 @@ def _cases() -> list[tuple[str, object, str]]:
     def two_inputs() -> pb.ModelInferRequest:
         r = _request(x)
         r.inputs.add(name="extra", datatype="FP32", shape=[2, NUM_FEATURES])
+        r.raw_input_contents.append(x.tobytes())
+        return r
+
+    def raw_count() -> pb.ModelInferRequest:
+        r = _request(x)
+        r.inputs.add(name="extra", datatype="FP32", shape=[2, NUM_FEATURES])
         return r
 
     def bad_param() -> pb.ModelInferRequest:
@@ -93,6 +101,7 @@ def _cases() -> list[tuple[str, object, str]]:
         ("short raw", short_raw, "bytes, expected 64"),
         ("empty batch", empty, "no rows"),
         ("two inputs", two_inputs, "exactly 1 input"),
+        ("raw count", raw_count, "raw_input_contents: expected 2 entries (one per input)"),
         ("bad timeout", bad_param, "parameters['timeout']"),
         ("empty parameter", empty_param, "parameters['anything']"),
         ("typed count", typed_count, "fp32_contents has 15 values"),
@@ -131,6 +140,57 @@ def test_health_overall_service_and_model(live_server):
         with pytest.raises(grpc.RpcError) as info:
             health.Check(health_pb2.HealthCheckRequest(service="nope"), timeout=5)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _health(address: str, *services: str) -> dict[str, int]:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        return {
+            service: stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+            for service in services
+        }
+
+
+def test_a_broken_newer_version_does_not_hide_a_serving_older_one(
+    serve_with, model_repository, tmp_path
+):
+    repository = tmp_path / "repo"
+    shutil.copytree(model_repository / "fraud", repository / "fraud")
+    shutil.copytree(model_repository / "classes", repository / "broken")
+    shutil.copytree(repository / "fraud" / "2", repository / "fraud" / "3")
+    for bundle in (repository / "fraud" / "3", repository / "broken" / "1"):
+        library = next(bundle.glob("*.so"))
+        library.write_bytes(library.read_bytes()[::-1])  # fails its sha256 check
+    with serve_with(repository) as server:
+        index = {
+            (e.name, e.version): e.state
+            for e in server.running.repository.index()  # type: ignore[attr-defined]
+        }
+        assert index[("fraud", "3")] == "UNAVAILABLE"
+        assert index[("fraud", "2")] == "READY"
+        statuses = _health(server.address, "fraud", "broken")
+        assert statuses == {
+            "fraud": health_pb2.HealthCheckResponse.SERVING,  # requests reach fraud/2
+            "broken": health_pb2.HealthCheckResponse.NOT_SERVING,  # no version loads
+        }
+        with grpc.insecure_channel(server.address) as channel:
+            reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(_request(rows(1)))
+        assert reply.model_version == "2"
+
+
+def test_unloading_a_model_makes_it_not_serving(serve_with, model_repository):
+    with serve_with(model_repository) as server:
+        assert _health(server.address, "fraud")["fraud"] == health_pb2.HealthCheckResponse.SERVING
+        with grpc.insecure_channel(server.address) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="fraud"))
+            after = _health(server.address, "fraud", "classes")
+            stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="fraud"))
+        assert after == {
+            "fraud": health_pb2.HealthCheckResponse.NOT_SERVING,
+            "classes": health_pb2.HealthCheckResponse.SERVING,
+        }
+        assert _health(server.address, "fraud")["fraud"] == health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.mark.parametrize("package", ["grpc.reflection.v1alpha", "grpc.reflection.v1"])

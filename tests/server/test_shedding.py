@@ -4,7 +4,6 @@ drain that completes what was accepted. Nothing here is timed: outcomes, not spe
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 
@@ -14,8 +13,8 @@ import numpy as np
 from forestgate.engine.model import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
-from forestgate.server.batcher import MicroBatcher
 from tests.server.conftest import rows
+from tests.server.engines import Gate
 
 
 def _request(x: np.ndarray, **params: int) -> pb.ModelInferRequest:
@@ -25,22 +24,6 @@ def _request(x: np.ndarray, **params: int) -> pb.ModelInferRequest:
     for key, value in params.items():
         request.parameters[key].int64_param = value
     return request
-
-
-class _Gate:
-    """The model behind a gate: a batch stays in the engine until the test opens it, so what
-    the server does with the calls that arrive meanwhile does not depend on timing."""
-
-    def __init__(self, model: CompiledModel) -> None:
-        self.model = model
-        self.opened = threading.Event()
-        self.rows_in_engine = 0
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        self.rows_in_engine += x.shape[0]
-        if not self.opened.wait(20):
-            raise TimeoutError("the test never opened the gate")
-        return self.model.predict(x)
 
 
 async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
@@ -56,11 +39,9 @@ def test_full_queue_is_resource_exhausted_and_the_rest_are_right(serve_with, mod
     other 58 concurrent requests are shed at once and exactly two are computed."""
     model = CompiledModel.open(model_repository / "fraud" / "2")
     batches = [rows(4, seed=i) for i in range(60)]
-    gate = _Gate(model)
+    gate = Gate()
     settings = {"max_batch_rows": 4, "max_queue_rows": 4, "execution": "thread"}
-    with serve_with(model_repository, **settings) as server:
-        # The server's own batcher, built from the settings above; only its engine is swapped.
-        server.running.repository.get("fraud").batcher._predict = gate.predict  # type: ignore[attr-defined]
+    with serve_with(model_repository, gate.wrap, **settings) as server:
 
         async def burst() -> list[object]:
             async with grpc.aio.insecure_channel(server.address) as channel:
@@ -105,19 +86,10 @@ def test_drain_completes_accepted_requests_and_refuses_new(serve_with, model_rep
     """The first batch is held in the engine until the drain has begun, so every request is
     accepted before it and a request sent after it is refused, whatever the machine's load."""
     model = CompiledModel.open(model_repository / "fraud" / "2")
-    gate = _Gate(model)
-
-    with serve_with(model_repository) as server:
-        loaded = server.running.repository.get("fraud")  # type: ignore[attr-defined]
-
-        async def install() -> None:
-            loaded.batcher = MicroBatcher(
-                gate.predict, num_features=model.num_features, max_batch_rows=4,
-                max_queue_rows=64, execution="thread", name="fraud/gated",
-            )  # fmt: skip
-
-        asyncio.run_coroutine_threadsafe(install(), server.loop).result(10)
-        batcher = loaded.batcher
+    gate = Gate()
+    settings = {"max_batch_rows": 4, "max_queue_rows": 64, "execution": "thread"}
+    with serve_with(model_repository, gate.wrap, **settings) as server:
+        batcher = server.running.repository.get("fraud").batcher  # type: ignore[attr-defined]
         batches = [rows(2, seed=i) for i in range(8)]
 
         async def scenario() -> tuple[list[object], object]:
@@ -137,7 +109,7 @@ def test_drain_completes_accepted_requests_and_refuses_new(serve_with, model_rep
                         server.loop,  # type: ignore[attr-defined]
                     )
                 )
-                await _until(lambda: server.running.state.draining, "the drain has begun")
+                await _until(lambda: server.running.readiness.draining, "the drain has begun")
                 late = await asyncio.gather(
                     stub.ModelInfer(_request(rows(1)), timeout=5), return_exceptions=True
                 )

@@ -43,7 +43,7 @@ def test_bad_preset_or_seed(
     out = tmp_path / "out"
     code = cli.main(["generate", *args, "--out", str(out)])
     err = capsys.readouterr().err.strip()
-    assert code == 1
+    assert code == 2
     assert len(err.splitlines()) == 1
     assert err.startswith(f"forestgate generate: error: {field}:")
     assert no_generation == []
@@ -58,7 +58,7 @@ def test_unwritable_out(
     for out in (blocker, blocker / "below"):
         code = cli.main(["generate", "--preset", "small", "--seed", "3", "--out", str(out)])
         err = capsys.readouterr().err.strip()
-        assert code == 1
+        assert code == 2
         assert err.startswith("forestgate generate: error: out:"), err
         assert len(err.splitlines()) == 1
     assert no_generation == []

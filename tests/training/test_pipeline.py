@@ -221,7 +221,7 @@ def test_a_retry_label_with_one_class_writes_no_model(trained: Trained, tmp_path
         "--data", str(data), "--repository", str(repository), "--report", str(tmp_path / "r"),
         "--config", "demo", "--run", "bad",
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "retry: label 'approved' has one class (False)" in done.stderr
     assert _snapshot(repository) == before
 
@@ -252,7 +252,7 @@ def test_bad_data_is_named_before_any_work(
         "--data", str(data), "--repository", str(repository), "--report", str(tmp_path / "r"),
         "--config", "demo", env=_without_mlflow(tmp_path),
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("forestgate train: error:")
     assert expected in lines[0]
@@ -270,7 +270,7 @@ def test_a_log_too_short_to_split_in_time_is_named(trained: Trained, tmp_path: P
         "--data", str(data), "--repository", str(tmp_path / "models"),
         "--report", str(tmp_path / "r"), "--config", "demo",
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "the attempts span 3 day(s)" in done.stderr
     assert _snapshot(tmp_path / "models") == []
 
@@ -289,7 +289,7 @@ def test_bad_arguments_are_named(tmp_path: Path, args: list[str], expected: str)
         "--data", str(tmp_path / "d"), "--repository", str(tmp_path / "m"),
         "--report", str(tmp_path / "r"), *args,
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert expected in done.stderr
     assert not (tmp_path / "d").exists() and not (tmp_path / "m").exists()
 
@@ -301,7 +301,7 @@ def test_an_unwritable_repository_is_named_before_any_work(tmp_path: Path) -> No
         "--data", str(tmp_path / "d"), "--repository", str(blocked / "models"),
         "--report", str(tmp_path / "r"), "--config", "demo",
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"repository: {blocked / 'models'} is not writable" in lines[0]
     assert not (tmp_path / "d").exists()

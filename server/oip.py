@@ -1,0 +1,148 @@
+"""The Open Inference Protocol (KServe V2) over gRPC: each RPC decodes, awaits the core, encodes.
+
+`inference.GRPCInferenceService` with the six core RPCs plus Triton's repository extension.
+The scoring core does the work; the `rpc` boundary (server/status.py) turns its errors into
+status codes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+
+from forestgate import __version__
+from forestgate.errors import NotFound
+from forestgate.protos.inference import grpc_service_pb2 as pb
+from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
+from forestgate.server import codec
+from forestgate.server.metrics import ServerMetrics
+from forestgate.server.scoring import ModelInfo, ScoringCore, TensorSpec
+from forestgate.server.status import Context, rpc
+
+EXTENSIONS = ["model_repository", "schedule_policy", "parameters"]
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """The core RPCs and the repository extension; registered with `handlers()`."""
+
+    def __init__(self, core: ScoringCore, metrics: ServerMetrics) -> None:
+        self.core = core
+        self.repository = core.repository
+        self.metrics = metrics
+
+    @rpc("ServerLive", pb.ServerLiveRequest)
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: Context
+    ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    @rpc("ServerReady", pb.ServerReadyRequest)
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: Context
+    ) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.core.readiness.serving)
+
+    @rpc("ModelReady", pb.ModelReadyRequest)
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: Context
+    ) -> pb.ModelReadyResponse:
+        try:
+            self.repository.get(request.name, request.version)
+        except NotFound:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=not self.core.readiness.draining)
+
+    @rpc("ServerMetadata", pb.ServerMetadataRequest)
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: Context
+    ) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(
+            name="forestgate", version=__version__, extensions=EXTENSIONS
+        )
+
+    @rpc("ModelMetadata", pb.ModelMetadataRequest)
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: Context
+    ) -> pb.ModelMetadataResponse:
+        return _metadata(self.core.model_info(request.name, request.version))
+
+    @rpc("ModelInfer", pb.ModelInferRequest)
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: Context
+    ) -> pb.ModelInferResponse:
+        decoded = codec.decode_infer_request(request)
+        result = await self.core.infer(decoded, deadline_ns(context))
+        return codec.encode_infer_response(result)
+
+    @rpc("RepositoryIndex", pb.RepositoryIndexRequest)
+    async def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: Context
+    ) -> pb.RepositoryIndexResponse:
+        response = pb.RepositoryIndexResponse()
+        for entry in self.repository.index():
+            if request.ready and entry.state != "READY":
+                continue
+            response.models.add(
+                name=entry.name, version=entry.version, state=entry.state, reason=entry.reason
+            )
+        return response
+
+    @rpc("RepositoryModelLoad", pb.RepositoryModelLoadRequest)
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Context
+    ) -> pb.RepositoryModelLoadResponse:
+        await self.repository.load(request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    @rpc("RepositoryModelUnload", pb.RepositoryModelUnloadRequest)
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Context
+    ) -> pb.RepositoryModelUnloadResponse:
+        await self.repository.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+
+def deadline_ns(context: Context) -> int | None:
+    """The call's gRPC deadline as a monotonic clock reading, or None."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic_ns() + int(remaining * 1e9)
+
+
+def _metadata(info: ModelInfo) -> pb.ModelMetadataResponse:
+    response = pb.ModelMetadataResponse(
+        name=info.name, versions=list(info.versions), platform=info.platform
+    )
+    for spec in info.inputs:
+        _add_tensor(response.inputs.add(), spec)
+    for spec in info.outputs:
+        _add_tensor(response.outputs.add(), spec)
+    for key, value in info.parameters.items():
+        response.parameters[key].string_param = value
+    return response
+
+
+def _add_tensor(message: pb.ModelMetadataResponse.TensorMetadata, spec: TensorSpec) -> None:
+    message.name = spec.name
+    message.datatype = spec.datatype
+    message.shape.extend(spec.shape)
+    for key, value in spec.parameters.items():
+        if isinstance(value, int):
+            message.parameters[key].int64_param = value
+        else:
+            message.parameters[key].string_param = value
+
+
+def handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler[Any, Any]:
+    """The service's method handlers, taking raw bytes so the `rpc` boundary parses them."""
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    methods = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=None,
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for method in service.methods
+    }
+    return grpc.method_handlers_generic_handler(service.full_name, methods)
