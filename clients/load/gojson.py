@@ -47,43 +47,51 @@ def encode(value: Any, indent: str | None = None, level: int = 0) -> str:
 
 
 def _pieces(value: Any, indent: str | None, level: int) -> Iterator[str]:
-    if value is None:
-        yield "null"
-    elif value is True:
-        yield "true"
-    elif value is False:
-        yield "false"
-    elif isinstance(value, int):
-        yield str(value)
-    elif isinstance(value, float):
-        yield go_float(value)
-    elif isinstance(value, str):
-        yield go_string(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        yield _scalar(value)
     elif isinstance(value, dict):
         items = sorted(value.items()) if isinstance(value, GoMap) else list(value.items())
-        if not items:
-            yield "{}"
-            return
-        inner, outer = _breaks(indent, level)
-        yield "{"
-        for i, (key, item) in enumerate(items):
-            yield ("," if i else "") + inner + go_string(key) + (": " if indent else ":")
-            yield from _pieces(item, indent, level + 1)
-        yield outer + "}"
+        yield from _object(items, indent, level)
     elif isinstance(value, list | tuple):
-        if not value:
-            yield "[]"
-            return
-        inner, outer = _breaks(indent, level)
-        yield "["
-        for i, item in enumerate(value):
-            yield ("," if i else "") + inner
-            yield from _pieces(item, indent, level + 1)
-        yield outer + "]"
+        yield from _array(value, indent, level)
     elif isinstance(value, Details):
         yield from _details(value, indent, level)
     else:
         raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _scalar(value: bool | int | float | str | None) -> str:
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_float(value)
+    return go_string(value)
+
+
+def _object(items: list[tuple[str, Any]], indent: str | None, level: int) -> Iterator[str]:
+    if not items:
+        yield "{}"
+        return
+    inner, outer = _breaks(indent, level)
+    yield "{"
+    for i, (key, item) in enumerate(items):
+        yield ("," if i else "") + inner + go_string(key) + (": " if indent else ":")
+        yield from _pieces(item, indent, level + 1)
+    yield outer + "}"
+
+
+def _array(values: list[Any] | tuple[Any, ...], indent: str | None, level: int) -> Iterator[str]:
+    if not values:
+        yield "[]"
+        return
+    inner, outer = _breaks(indent, level)
+    yield "["
+    for i, item in enumerate(values):
+        yield ("," if i else "") + inner
+        yield from _pieces(item, indent, level + 1)
+    yield outer + "]"
 
 
 def _breaks(indent: str | None, level: int) -> tuple[str, str]:

@@ -222,60 +222,64 @@ class Runner:
         task.add_done_callback(self._tasks.discard)
 
     async def _worker(self, slot: Slot) -> None:
-        call = self.calls[slot.connection]
-        add = self.recorder.add
-        inputs = self.inputs
-        static = inputs.payloads if not inputs.templated else None
-        count = len(static) if static else 1
-        metadata = inputs.metadata
-        timeout, compression, paced = self._timeout_s, self._compression, self.paced
-        backlog = self._backlog
         try:
             while not slot.stopped and not self._stopping:
-                if paced:
-                    ticket = backlog.popleft() if backlog else await self._take(slot)
-                    if ticket is None:
-                        break
-                    n, due = ticket
-                else:
-                    n = self._next
-                    if n >= self._limit:
-                        self._exhausted = True
-                        break
-                    self._next = n + self.shard.count
-                if static is not None:
-                    payload = static[n % count]
-                else:
-                    try:
-                        payload, metadata = inputs.build(n, slot.worker_id)
-                    except Exception as exc:
-                        self.failure = f"call {n}: {exc}"
-                        self.stop("cancel")
-                        break
-                sent = clock()
-                if not paced:
-                    due = sent
-                slot.call = pending = call(
-                    payload, timeout=timeout, metadata=metadata, compression=compression
-                )
-                try:
-                    await pending
-                    status = error = 0
-                except grpc.aio.AioRpcError as exc:
-                    status, error = self._failed(exc)
-                except asyncio.CancelledError:
-                    if not self._closing:
-                        raise
-                    if self._ignore:
-                        break
-                    status, error = 1, self._closing_id
-                end = clock()
-                slot.call = None
-                add(end - due, end, status, error, sent - due)
+                ticket = await self._ticket(slot)
+                if ticket is None:
+                    break
+                request = self._request(ticket[0], slot)
+                if request is None or not await self._send(slot, *request, ticket):
+                    break
         finally:
             slot.call = None
             self._live -= 1
             self._check_done()
+
+    async def _ticket(self, slot: Slot) -> Ticket | None:
+        """The next call's number and due time (None: stop); unpaced calls are due when sent."""
+        if self.paced:
+            return self._backlog.popleft() if self._backlog else await self._take(slot)
+        n = self._next
+        if n >= self._limit:
+            self._exhausted = True
+            return None
+        self._next = n + self.shard.count
+        return n, -1
+
+    def _request(self, n: int, slot: Slot) -> tuple[bytes, Any] | None:
+        """Call n's payload and metadata; a template that fails stops the run (None)."""
+        inputs = self.inputs
+        if not inputs.templated:
+            return inputs.build(n, slot.worker_id)  # a lookup: the payloads are pre-serialized
+        try:
+            return inputs.build(n, slot.worker_id)
+        except Exception as exc:
+            self.failure = f"call {n}: {exc}"
+            self.stop("cancel")
+            return None
+
+    async def _send(self, slot: Slot, payload: bytes, metadata: Any, ticket: Ticket) -> bool:
+        """Make one call and record it; False when the worker should stop."""
+        sent = clock()
+        due = ticket[1] if self.paced else sent
+        slot.call = pending = self.calls[slot.connection](
+            payload, timeout=self._timeout_s, metadata=metadata, compression=self._compression
+        )
+        try:
+            await pending
+            status = error = 0
+        except grpc.aio.AioRpcError as exc:
+            status, error = self._failed(exc)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            if self._ignore:
+                return False
+            status, error = 1, self._closing_id
+        end = clock()
+        slot.call = None
+        self.recorder.add(end - due, end, status, error, sent - due)
+        return True
 
     def _failed(self, exc: grpc.aio.AioRpcError) -> tuple[int, int]:
         code, details = exc.code(), exc.details() or ""
