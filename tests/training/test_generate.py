@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forestgate.training.cards import luhn_valid
-from forestgate.training.generate import Result, generate, validate
+from forestgate.training.generator.cards import luhn_valid
+from forestgate.training.generator.generate import Result, generate, validate
 from tests.training.conftest import SEED
 
 ATTEMPT_COLUMNS = (

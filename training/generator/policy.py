@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training.horizon import DAY_S, HOUR_S
-from forestgate.training.routes import Routes
+from forestgate.training.generator.horizon import DAY_S, HOUR_S
+from forestgate.training.generator.routes import Routes
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

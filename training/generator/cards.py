@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training import countries
-from forestgate.training.horizon import DAY_S, Horizon
-from forestgate.training.issuers import Bins, Issuers
+from forestgate.training.generator import countries
+from forestgate.training.generator.horizon import DAY_S, Horizon
+from forestgate.training.generator.issuers import Bins, Issuers
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -213,7 +213,7 @@ _CYCLE_DAYS = {
 
 
 def _pay_cycles(rng: np.random.Generator, country: I64) -> tuple[F64, I64]:
-    from forestgate.training.countries import COUNTRIES, PAY_CYCLES
+    from forestgate.training.generator.countries import COUNTRIES, PAY_CYCLES
 
     n = country.size
     key = np.zeros(n, dtype=np.int64)

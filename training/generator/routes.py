@@ -26,8 +26,8 @@ from forestgate.payments.economics import (
 )
 from forestgate.payments.features import BRANDS
 from forestgate.payments.money import ExchangeRates, Money
-from forestgate.training import countries
-from forestgate.training.episodes import Episodes
+from forestgate.training.generator import countries
+from forestgate.training.generator.episodes import Episodes
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

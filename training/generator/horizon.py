@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training.countries import PAY_CYCLES
+from forestgate.training.generator.countries import PAY_CYCLES
 
 DAY_S = 86_400
 HOUR_S = 3_600

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from forestgate.training import countries
+from forestgate.training.generator import countries
 
 B = npt.NDArray[np.bool_]
 

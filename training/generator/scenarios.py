@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forestgate.training import countries
-from forestgate.training.horizon import DAY_S, HOUR_S, Horizon
-from forestgate.training.issuers import Issuers
-from forestgate.training.merchants import MCCS, Merchants
-from forestgate.training.routes import BEHAVIOUR, NEW_ROUTE, Routes
+from forestgate.training.generator import countries
+from forestgate.training.generator.horizon import DAY_S, HOUR_S, Horizon
+from forestgate.training.generator.issuers import Issuers
+from forestgate.training.generator.merchants import MCCS, Merchants
+from forestgate.training.generator.routes import BEHAVIOUR, NEW_ROUTE, Routes
 
 # Days relative to the horizon start [D] (§8.11).
 ROUTE_OUTAGE_DAY = 45

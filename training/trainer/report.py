@@ -19,8 +19,8 @@ matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt
 
 if TYPE_CHECKING:
-    from forestgate.training.evaluate import Quality
-    from forestgate.training.pipeline import ModelRun, RunResult
+    from forestgate.training.trainer.evaluate import Quality
+    from forestgate.training.trainer.pipeline import ModelRun, RunResult
 
 QUALITY_COLUMNS = ("roc_auc", "pr_auc_decline", "log_loss", "brier", "ece")
 

@@ -15,8 +15,8 @@ import numpy.typing as npt
 # The label vocabularies are the feature definitions', so a generated label and its feature code
 # cannot drift apart.
 from forestgate.payments.features import TIERS
-from forestgate.training import countries
-from forestgate.training.episodes import Episodes
+from forestgate.training.generator import countries
+from forestgate.training.generator.episodes import Episodes
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

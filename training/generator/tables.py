@@ -14,17 +14,17 @@ import pyarrow as pa
 from forestgate.payments.features import BRANDS, CHANNELS, COF_TYPES, EXEMPTIONS, FUNDING, TIERS
 from forestgate.payments.limits import LIMIT_NAMES
 from forestgate.payments.money import Money, Rounding
-from forestgate.training import countries
-from forestgate.training import policy as pol
-from forestgate.training.arrivals import MOTO, Payments
-from forestgate.training.cards import STATUS
-from forestgate.training.decision import CODES, FAMILIES, MACS
-from forestgate.training.horizon import PaydayCalendar
-from forestgate.training.merchants import MCCS, PRICING, RETRY_POLICIES
-from forestgate.training.routes import CARD_TYPES, RELATIONS, attempt_costs
-from forestgate.training.scenarios import Scenarios
-from forestgate.training.simulate import Simulation
-from forestgate.training.world import World
+from forestgate.training.generator import countries
+from forestgate.training.generator import policy as pol
+from forestgate.training.generator.arrivals import MOTO, Payments
+from forestgate.training.generator.cards import STATUS
+from forestgate.training.generator.decision import CODES, FAMILIES, MACS
+from forestgate.training.generator.horizon import PaydayCalendar
+from forestgate.training.generator.merchants import MCCS, PRICING, RETRY_POLICIES
+from forestgate.training.generator.routes import CARD_TYPES, RELATIONS, attempt_costs
+from forestgate.training.generator.scenarios import Scenarios
+from forestgate.training.generator.simulate import Simulation
+from forestgate.training.generator.world import World
 
 I64 = npt.NDArray[np.int64]
 
@@ -342,7 +342,7 @@ def _usd_to(world: World, usd_minor: I64, currency: I64) -> I64:
 def dimension_tables(world: World, scenarios: Scenarios) -> dict[str, pa.Table]:
     cards, bins, iss, m, r = world.cards, world.bins, world.issuers, world.merchants, world.routes
     codes_c = np.array(countries.CODES)
-    from forestgate.training.countries import PAY_CYCLES
+    from forestgate.training.generator.countries import PAY_CYCLES
 
     expiry = cards.expiry_month
     status_s = np.where(cards.status_s >= 2**61, -1, cards.status_s)

@@ -10,12 +10,12 @@ from dataclasses import dataclass, fields
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training import countries
-from forestgate.training.cards import NEVER
-from forestgate.training.horizon import DAY_S, HOUR_S
-from forestgate.training.merchants import MCCS
-from forestgate.training.scenarios import Scenarios
-from forestgate.training.world import World
+from forestgate.training.generator import countries
+from forestgate.training.generator.cards import NEVER
+from forestgate.training.generator.horizon import DAY_S, HOUR_S
+from forestgate.training.generator.merchants import MCCS
+from forestgate.training.generator.scenarios import Scenarios
+from forestgate.training.generator.world import World
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

@@ -26,11 +26,11 @@ from forestgate.payments.action import Action, ActionKind
 from forestgate.payments.economics import RouteTable
 from forestgate.payments.guardrail import Rules, check
 from forestgate.payments.history import Attempt, History, card_key
-from forestgate.training import countries
-from forestgate.training.horizon import DAY_S
-from forestgate.training.ledger import memoised
-from forestgate.training.routes import attempt_costs, build_routes
-from forestgate.training.world import exchange_rates
+from forestgate.training.generator import countries
+from forestgate.training.generator.horizon import DAY_S
+from forestgate.training.generator.ledger import memoised
+from forestgate.training.generator.routes import attempt_costs, build_routes
+from forestgate.training.generator.world import exchange_rates
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

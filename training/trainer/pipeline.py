@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 
 from forestgate.errors import InvalidInput
 from forestgate.payments.features import APPROVAL_FEATURES, RETRY_FEATURES
-from forestgate.training import calibrate, evaluate, features, publish, replay, train
 from forestgate.training.directories import directory, writable
-from forestgate.training.presets import preset as check_preset
-from forestgate.training.presets import seed as check_seed
+from forestgate.training.generator.presets import preset as check_preset
+from forestgate.training.generator.presets import seed as check_seed
+from forestgate.training.trainer import calibrate, evaluate, features, publish, replay, train
 
 F64 = npt.NDArray[np.float64]
 # The break-even threshold and multiples of it, to show what moving away from it costs.
@@ -113,8 +113,8 @@ class RunResult:
 def _prepare_data(request: Request, log: Log) -> bool:
     """Generate into an empty (or missing) data directory; otherwise check what is there."""
     if not request.data.exists() or not any(request.data.iterdir()):
-        from forestgate.training.generate import generate
-        from forestgate.training.generate import validate as gen_validate
+        from forestgate.training.generator.generate import generate
+        from forestgate.training.generator.generate import validate as gen_validate
 
         log(f"generating the {request.preset} preset (seed {request.seed}) into {request.data}")
         generate(gen_validate(request.preset, request.seed, request.data))
@@ -314,7 +314,7 @@ def run(request: Request, log: Log = print) -> RunResult:
     )  # fmt: skip
     publish.compile_bundles(result, {"approval": approval_data, "retry": retry_data}, log)
     t = lap("compile", t)
-    from forestgate.training import report
+    from forestgate.training.trainer import report
 
     result.report_dir = report.write(result, request.report / request.run)
     lap("report", t)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training import countries
+from forestgate.training.generator import countries
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

@@ -21,14 +21,14 @@ from forestgate.payments.action import ActionKind
 from forestgate.payments.codes import AdviceAction, Family
 from forestgate.payments.features import BRANDS
 from forestgate.payments.history import card_key
-from forestgate.training import countries
-from forestgate.training import policy as pol
-from forestgate.training.arrivals import MOTO, RECURRING, Payments
-from forestgate.training.decision import CODES, MACS, Batch, decide
-from forestgate.training.ledger import Ledger, Request
-from forestgate.training.merchants import MCCS
-from forestgate.training.scenarios import Scenarios
-from forestgate.training.world import World
+from forestgate.training.generator import countries
+from forestgate.training.generator import policy as pol
+from forestgate.training.generator.arrivals import MOTO, RECURRING, Payments
+from forestgate.training.generator.decision import CODES, MACS, Batch, decide
+from forestgate.training.generator.ledger import Ledger, Request
+from forestgate.training.generator.merchants import MCCS
+from forestgate.training.generator.scenarios import Scenarios
+from forestgate.training.generator.world import World
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
