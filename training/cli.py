@@ -16,7 +16,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "Generate a synthetic world of issuers, cards, merchants and acquirer routes and "
             "simulate authorization attempts, retries and cascades with known ground truth "
-            "(reference/payments.md section 8). Writes attempts.parquet, truth.parquet and the "
+            "(docs/generator.md). Writes attempts.parquet, truth.parquet and the "
             "dimension tables to OUT. The same preset and seed give byte-identical files."
         ),
     )

@@ -1,5 +1,5 @@
-"""The generated tables: files and columns of reference §8.12, byte-identical reruns, linked retry
-rows, propensities, and no full card number anywhere."""
+"""The generated tables: files and columns of docs/generator.md, "Tables", byte-identical reruns,
+linked retry rows, propensities, and no full card number anywhere."""
 
 from __future__ import annotations
 

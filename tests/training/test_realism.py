@@ -1,4 +1,4 @@
-"""The realism targets of reference/payments.md §8.13 on the small preset."""
+"""The realism targets of docs/generator.md, "Realism targets", on the small preset."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Payments arriving at the platform: when, at which merchant, with which card, channel, amount,
-authentication and latent fraud (reference/payments.md §8.3-§8.5). One row per payment; its
-first authorization attempt is routed and decided by the simulation.
+authentication and latent fraud (docs/generator.md, "Time and arrivals", "Transaction
+attributes" and "Fraud"). One row per payment; its first authorization attempt is routed and
+decided by the simulation.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ B = npt.NDArray[np.bool_]
 
 ECOM, INAPP, RECURRING, UNSCHEDULED, MOTO = range(5)
 
-# Channel mix of §8.4: e-commerce CIT 55 %, in-app 15 %, recurring MIT 20 %, unscheduled 7 %,
-# MOTO 3 %.
+# Channel mix (docs/generator.md, "Transaction attributes"): e-commerce CIT 55 %, in-app 15 %,
+# recurring MIT 20 %, unscheduled 7 %, MOTO 3 %.
 _MIX = {ECOM: 0.55, INAPP: 0.15, RECURRING: 0.20, UNSCHEDULED: 0.07, MOTO: 0.03}
-# Cross-border share of customer-initiated volume (§8.3).
+# Cross-border share of customer-initiated volume (docs/generator.md, "Time and arrivals").
 _XB_SHARE = 0.36
 # Local-time diurnal curve, low 02-06.
 _DIURNAL = np.array(
@@ -345,7 +346,8 @@ def _finish(
     avs_region = np.isin(c_country, [countries.INDEX[c] for c in ("US", "CA", "GB")])
     avs_provided = cit & (rng.random(n) < np.where(avs_region, 0.85, 0.25))
 
-    # Latent fraud (§8.5): base rate by the card's country, multipliers by merchant and context.
+    # Latent fraud (docs/generator.md, "Fraud"): base rate by the card's country, multipliers by
+    # merchant and context.
     region = np.array([countries.COUNTRIES[i].region for i in range(len(countries.CODES))])
     region_mismatch = region[c_country] != region[m_country]
     psd2 = np.isin(c_country, [countries.INDEX[c] for c in countries.PSD2]) & np.isin(
@@ -357,8 +359,9 @@ def _finish(
     mult = mult * np.where(token_intent, 0.7, 1.0) * np.where(cit, 1.0, 0.15)
     is_fraud = testing | (rng.random(n) < np.minimum(base * mult, 0.5))
 
-    # 3DS and SCA exemptions (§8.4, §5): EEA/UK both legs -> 3DS unless an exemption is asked
-    # for (low value below EUR 30, TRA up to EUR 100) or the merchant's set-up skips it.
+    # 3DS and SCA exemptions (docs/generator.md, "Transaction attributes"; docs/payments.md,
+    # "SCA and 3DS"): EEA/UK both legs -> 3DS unless an exemption is asked for (low value below
+    # EUR 30, TRA up to EUR 100) or the merchant's set-up skips it.
     eur = amount_usd / 1.08
     # The PSP routes EEA/UK cards locally by default, which puts both legs in the EEA: it
     # authenticates every such CIT unless it asks for an exemption.

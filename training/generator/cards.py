@@ -1,6 +1,6 @@
 """Cards: BIN, keyed hash of a synthetic PAN, PAR, expiry and renewal, status changes with
 reissue, token provisioning, and the funding process behind the available balance
-(reference/payments.md §8.2).
+(docs/generator.md, "Entities").
 
 A full PAN exists only inside ``_pan_hashes`` for the time it takes to hash it: the output
 carries the BIN and a blake2b hash keyed with a per-dataset secret that is never written, so
@@ -27,7 +27,7 @@ B = npt.NDArray[np.bool_]
 NEVER = np.int64(2**62)
 
 STATUS: tuple[str, ...] = ("active", "closed", "lost", "stolen")
-# Monthly hazards (§8.2): closed 0.5 %, lost or stolen 0.3 %.
+# Monthly hazards (docs/generator.md, "Entities"): closed 0.5 %, lost or stolen 0.3 %.
 _CLOSED_PER_MONTH = 0.005
 _LOST_STOLEN_PER_MONTH = 0.003
 # A reissued card reaches the cardholder about five days after the loss.

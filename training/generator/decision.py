@@ -1,12 +1,14 @@
-"""The issuer's decision (ground truth, reference/payments.md §8.6): for a batch of attempts, the
-true approval probability on every eligible route and a sampled answer on the chosen one.
+"""The issuer's decision (ground truth, docs/generator.md, "Issuer decision"): for a batch of
+attempts, the true approval probability on every eligible route and a sampled answer on the
+chosen one.
 
 Order of evaluation: route and issuer infrastructure, hard card states, SCA, data checks, funds,
 then the risk decision. Every step but the last is deterministic given the world's state or a
 per-attempt uniform; the risk step compares a latent normal ``u`` with the issuer's score, and a
 retry of the same payment reuses ``u`` with a correlation that decays with the issuer's suspicion
-half-life, so hammering the issuer right after a risk decline fails (§8.9). The truth table's
-probabilities condition on that latent state, so they are the attempt's real chance.
+half-life, so hammering the issuer right after a risk decline fails (docs/generator.md,
+"Retries and recovery"). The truth table's probabilities condition on that latent state, so they
+are the attempt's real chance.
 """
 
 from __future__ import annotations
@@ -56,11 +58,13 @@ _VELOCITY = 0.35  # logit per decline on the card in the last 24 h
 _FRAUD_SIGNAL = 3.2  # issuers decline most real fraud
 _FOREIGN_MERCHANT = 1.05  # issuer sees a foreign merchant even when acquired locally
 _KAPPA_SCALE = 0.6  # of the issuer's kappa: the acquirer-side share of the cross-border penalty
-# Calibration constant (§8.6 "calibrate constants so the marginal targets in 8.13 hold"): the
-# country strictness means of §8.2 are the risk step alone; every other step declines too.
+# Calibration constant, set so that the marginal targets of docs/generator.md, "Realism targets"
+# hold (docs/generator.md, "Issuer decision"): the country strictness means of "Entities" are
+# the risk step alone; every other step declines too.
 _BASE = 1.5
 # Share of a risk decline's latent that never decays (this issuer, this card, this merchant):
-# retrying a 05 later helps less than the suspicion half-life alone would say (§8.9).
+# retrying a 05 later helps less than the suspicion half-life alone would say
+# (docs/generator.md, "Retries and recovery").
 _PERSISTENT = 0.75
 # Issuers that simply refuse one card at one merchant (a silent block, answered 05): every retry
 # of that pair fails. Share of (card, merchant) pairs [D].
@@ -184,7 +188,8 @@ def decide(world: World, batch: Batch, rng: np.random.Generator) -> Decision:
         0.0,
     )
 
-    # Funds (§8.2): balance drains from the last funding event at the card's own pace.
+    # Funds (docs/generator.md, "Entities"): balance drains from the last funding event at the
+    # card's own pace.
     offset = countries.column("utc_offset_h")[c_country]
     local_day_f = (batch.ts_s + offset * HOUR_S) / DAY_S
     last, nxt = world.paydays.around(cards.cycle_key[card], np.floor(local_day_f).astype(np.int64))

@@ -1,6 +1,6 @@
 """Synthetic-transaction generation end to end: validate the request, build the world, plan the
 scenarios, draw the payments, simulate every attempt, write one Parquet file per table
-(reference/payments.md §8.12). Same preset and seed, byte-identical files.
+(docs/generator.md, "Tables"). Same preset and seed, byte-identical files.
 """
 
 from __future__ import annotations

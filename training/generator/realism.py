@@ -1,5 +1,6 @@
-"""The realism statistics of reference/payments.md §8.13, computed from a generated data set's
-Parquet files: what the generator's tests check and what bench/results/generate.md records."""
+"""The realism statistics of docs/generator.md, "Realism targets", computed from a generated data
+set's Parquet files: what the generator's tests check and what bench/results/generate.md
+records."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ DATA = ("54", "14", "N7")
 HARD = ("04", "07", "12", "15", "41", "43", "46", "57", "R0", "R1", "R3")
 FRAUD = ("59", "63")
 
-# Target ranges (inclusive) of §8.13; None: no bound on that side.
+# Target ranges (inclusive) of docs/generator.md, "Realism targets"; None: no bound on that side.
 TARGETS: dict[str, tuple[float | None, float | None]] = {
     "first_attempt_approval": (0.85, 0.89),
     "approval_domestic": (0.89, 0.95),

@@ -1,7 +1,7 @@
 """Acquirer routes of the synthetic world: the platform's route cost table
 (forestgate.payments.economics, payments/routes.yaml) plus the behaviour the table does not
 hold: latency, outages, quality offsets per issuer country, token/MAC/3DS passthrough, go-live
-date (reference/payments.md §8.2, §4.4).
+date (docs/generator.md, "Entities"; docs/payments.md, "Routing").
 
 Costs are computed vectorised with integer arithmetic that reproduces
 ``economics.cost_breakdown`` exactly: basis-point fees round half-up per component, and fixed
@@ -75,8 +75,9 @@ BEHAVIOUR: dict[str, Behaviour] = {
     "D-XB": Behaviour(
         latency_median_ms=520, token_passthrough=False, glitch_rate=0.003, approval_offset=-0.1
     ),
-    # PINless debit: US cards only, no 3DS, a slight approval penalty (§8.2); it goes live on
-    # day 90 of the horizon: the cold-start scenario of §8.11.
+    # PINless debit: US cards only, no 3DS, a slight approval penalty (docs/generator.md,
+    # "Entities"); it goes live on day 90 of the horizon: the cold-start scenario of
+    # docs/generator.md, "Scenarios".
     "E-US-DEBIT": Behaviour(
         latency_median_ms=350,
         token_passthrough=False,

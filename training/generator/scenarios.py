@@ -1,4 +1,4 @@
-"""Labelled drift scenarios injected into the synthetic world (reference/payments.md §8.11):
+"""Labelled drift scenarios injected into the synthetic world (docs/generator.md, "Scenarios"):
 each is a row of ``scenario_events`` with its window and affected keys, and every attempt it
 touches carries its ``scenario_id``."""
 
@@ -15,7 +15,7 @@ from forestgate.training.generator.issuers import Issuers
 from forestgate.training.generator.merchants import MCCS, Merchants
 from forestgate.training.generator.routes import BEHAVIOUR, NEW_ROUTE, Routes
 
-# Days relative to the horizon start [D] (§8.11).
+# Days relative to the horizon start [D] (docs/generator.md, "Scenarios").
 ROUTE_OUTAGE_DAY = 45
 CARD_TESTING_DAY = 60
 ISSUER_TIGHTENING_DAY = 70

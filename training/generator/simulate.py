@@ -1,5 +1,6 @@
 """The event simulation: payments' first attempts and every retry, cascade and step-up they lead
-to, decided chunk by chunk in time order (reference/payments.md §8.9, §8.14).
+to, decided chunk by chunk in time order (docs/generator.md, "Retries and recovery" and
+"Performance").
 
 Within a chunk the work is vectorised; sequential state is only what must be: the issuer's
 velocity (declines per card in the last 24 h, from every attempt decided before the batch) and

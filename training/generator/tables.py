@@ -1,4 +1,4 @@
-"""The output tables of reference/payments.md §8.12 as Arrow tables: ``attempts`` (request,
+"""The output tables of docs/generator.md, "Tables", as Arrow tables: ``attempts`` (request,
 logging, response, economics), ``truth`` (the oracle, never a feature source) and the dimension
 tables. Amounts and costs are integers in minor units of the attempt's ``currency``.
 """

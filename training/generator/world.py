@@ -1,5 +1,5 @@
-"""The synthetic world: every entity of reference/payments.md §8.2 sampled once from one seeded
-generator, plus the rules and route tables of the payments core it runs under."""
+"""The synthetic world: every entity of docs/generator.md, "Entities", sampled once from one
+seeded generator, plus the rules and route tables of the payments core it runs under."""
 
 from __future__ import annotations
 

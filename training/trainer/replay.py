@@ -1,5 +1,6 @@
 """The policy view on held-out time: the model's routing and retry decisions replayed against the
-logging policy, the generator's oracle and a fixed retry schedule (reference/payments.md §10.2).
+logging policy, the generator's oracle and a fixed retry schedule (docs/evaluation.md, "Business
+metrics").
 
 Routing is judged with the generator's true approval probability of every eligible route, so
 its numbers are expectations, not one noisy draw. Retries are judged off-policy: only the

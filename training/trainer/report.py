@@ -203,9 +203,10 @@ def write(result: RunResult, out: Path) -> Path:
         "### Break-even threshold (approval model, test period)",
         "",
         "Attempt a payment iff p > attempt cost / net value of an approval on its logged route "
-        "(reference/payments.md §10.3), each row with its own money (multiplier 1); the other "
-        "rows scale every threshold to show what moving away from break-even costs. Value "
-        "captured is the realised net value over that of attempting exactly the approvals.",
+        '(docs/evaluation.md, "Cost-weighted threshold"), each row with its own money '
+        "(multiplier 1); the other rows scale every threshold to show what moving away from "
+        "break-even costs. Value captured is the realised net value over that of attempting "
+        "exactly the approvals.",
         "",
     ]
     lines += _table(
