@@ -7,6 +7,7 @@ decided by the simulation.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -285,33 +286,22 @@ def _card_testing(
 
 
 def _finish(
-    rng: np.random.Generator,
-    world: World,
-    scenarios: Scenarios,
-    raw: dict[str, npt.NDArray[np.generic]],
+    rng: np.random.Generator, world: World, scenarios: Scenarios, raw: dict[str, npt.NDArray[Any]]
 ) -> Payments:
     order = np.argsort(raw["ts_s"], kind="stable")
     r = {k: v[order] for k, v in raw.items()}
-    ts: I64 = r["ts_s"].astype(np.int64)
-    merchant: I64 = r["merchant"].astype(np.int64)
-    holder: I64 = r["holder"].astype(np.int64)
-    channel: I64 = r["channel"].astype(np.int64)
-    cof_type: I64 = r["cof_type"].astype(np.int64)
+    ts, merchant, holder = (r[k].astype(np.int64) for k in ("ts_s", "merchant", "holder"))
+    channel, cof_type = r["channel"].astype(np.int64), r["cof_type"].astype(np.int64)
     testing: B = r["card_testing"].astype(np.bool_)
     cit = (channel == ECOM) | (channel == INAPP) | (channel == MOTO)
     stored = cof_type != 0
 
     card, stale = _credential(world, ts, holder, cof_type, cit=cit, testing=testing)
-    m_country = world.merchants.country[merchant]
-    c_country = world.cards.country[card]
+    m_country, c_country = world.merchants.country[merchant], world.cards.country[card]
     currency, amount_minor, amount_usd = _presentment(
-        world,
-        scenarios,
-        ts=ts,
-        merchant=merchant,
-        c_country=c_country,
+        world, scenarios, ts=ts, merchant=merchant, c_country=c_country,
         amount_usd=r["amount_usd"].astype(np.float64),
-    )
+    )  # fmt: skip
     keyed = cit & ~stored
     # Each step below draws from rng in turn: reordering them changes every later draw.
     token_intent, cvv_present, avs_provided = _card_data(
