@@ -1,9 +1,9 @@
 """Inverse-propensity weight cap for the approval model: how well route differences are learnt.
 
-For each cap (1 = unweighted), fits the approval model with `training.train.select` on the same
-split as `forestgate train` and scores every eligible route of the test period's first attempts.
-Two measures per framework: the correlation, within each payment, of predicted and true route
-differences (the generator's truth), and the routing view's expected net value per 1,000
+For each cap (1 = unweighted), fits the approval model with `training.trainer.train.select` on
+the same split as `forestgate train` and scores every eligible route of the test period's first
+attempts. Two measures per framework: the correlation, within each payment, of predicted and true
+route differences (the generator's truth), and the routing view's expected net value per 1,000
 payments. Writes bench/results/weight_cap.{md,json}.
 Run: .venv/bin/python bench/weight_cap.py --data DIR [--config demo] [--caps 1,10,50]
 """
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from forestgate.payments.features import APPROVAL_FEATURES
-from forestgate.training import features, replay, train
+from forestgate.training.trainer import features, replay, train
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,2 +1,2 @@
-"""Training side of ForestGate: synthetic transactions, SQL features, model training,
-calibration and evaluation."""
+"""Training side of ForestGate: the synthetic-payments generator (``generator``), the trainer that
+learns from its tables (``trainer``), and the command line both share."""

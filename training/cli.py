@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from forestgate.training.presets import PRESETS
+from forestgate.training.generator.presets import PRESETS
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,7 +16,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "Generate a synthetic world of issuers, cards, merchants and acquirer routes and "
             "simulate authorization attempts, retries and cascades with known ground truth "
-            "(reference/payments.md section 8). Writes attempts.parquet, truth.parquet and the "
+            "(docs/generator.md). Writes attempts.parquet, truth.parquet and the "
             "dimension tables to OUT. The same preset and seed give byte-identical files."
         ),
     )
@@ -61,7 +61,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _run(args: argparse.Namespace) -> int:
-    from forestgate.training.generate import generate, validate
+    from forestgate.training.generator.generate import generate, validate
 
     # Validation (preset, seed, writable directory) raises InvalidInput before any work starts.
     request = validate(args.preset, args.seed, args.out)
@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from forestgate.training.pipeline import run, validate
+    from forestgate.training.trainer.pipeline import run, validate
 
     request = validate(
         data=args.data, repository=args.repository, report=args.report, config=args.config,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from forestgate.training.features import FeatureTables, extract
-from forestgate.training.generate import generate, validate
+from forestgate.training.generator.generate import generate, validate
+from forestgate.training.trainer.features import FeatureTables, extract
 from tests.training.conftest import SEED
 
 # Candidates from day 60 on: half the log, so point-in-time cutoffs fall inside the candidates.

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forestgate.training.features import REQUIRED, FeatureTables
+from forestgate.training.trainer.features import REQUIRED, FeatureTables
 
 Mutation = Callable[[pa.Table, npt.NDArray[np.bool_]], pa.Table]
 

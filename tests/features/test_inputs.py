@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from forestgate.errors import InvalidInput
-from forestgate.training.features import REQUIRED, check_inputs, extract
+from forestgate.training.trainer.features import REQUIRED, check_inputs, extract
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forestgate.payments import features as pf
-from forestgate.training.features import REQUIRED, FeatureTables, extract
+from forestgate.training.trainer.features import REQUIRED, FeatureTables, extract
 from tests.features.conftest import CANDIDATES_FROM
 from tests.features.mutate import feature_rows, moved, replace, rewrite
 
@@ -34,7 +34,7 @@ def test_no_response_side_or_truth_column_is_a_feature(data_dir: Path) -> None:
 
 def test_the_sql_reads_no_truth_table() -> None:
     assert not any("truth" in name for name in REQUIRED)
-    sql = resources.files("forestgate.training").joinpath("sql")
+    sql = resources.files("forestgate.training.trainer").joinpath("sql")
     texts = {p.name: p.read_text() for p in sql.iterdir() if p.name.endswith(".sql")}
     assert len(texts) >= 5
     for name, text in texts.items():

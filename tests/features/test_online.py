@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from forestgate.payments import features as pf
 from forestgate.payments.codes import ResponseCodes
 from forestgate.payments.routetable import RouteTable
-from forestgate.training.features import FeatureTables, utc_offsets
+from forestgate.training.trainer.features import FeatureTables, utc_offsets
 
 # Exact for counts, codes, flags and rates; the running sum of approved amounts (the card's
 # typical amount) is added in another order by DuckDB, hence a relative tolerance.

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forestgate.payments import features as pf
-from forestgate.training.features import FeatureTables, extract
+from forestgate.training.trainer.features import FeatureTables, extract
 from tests.features.conftest import CANDIDATES_FROM
 from tests.features.mutate import feature_rows, moved, replace, rewrite, where
 

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 from forestgate.payments import features as pf
 from forestgate.payments.codes import ResponseCodes
 from forestgate.payments.routetable import RouteTable
-from forestgate.training import countries, policy
-from forestgate.training.features import FeatureTables, utc_offsets
+from forestgate.training.generator import countries, policy
+from forestgate.training.trainer.features import FeatureTables, utc_offsets
 
 
 def _auc(score: npt.NDArray[np.float32], label: npt.NDArray[np.bool_]) -> float:

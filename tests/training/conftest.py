@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from forestgate.training.generate import Result, generate, validate
+from forestgate.training.generator.generate import Result, generate, validate
 
 SEED = 20_251_128
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from forestgate import cli
-from forestgate.training import generate as gen
+from forestgate.training.generator import generate as gen
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 
 from forestgate.payments.economics import CardProfile, RouteTable, cost_breakdown
 from forestgate.payments.money import Money
-from forestgate.training.world import exchange_rates
+from forestgate.training.generator.world import exchange_rates
 
 
 def test_costs_match_the_payments_core(small_dir: Path) -> None:

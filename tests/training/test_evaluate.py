@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from forestgate.training.evaluate import break_even, curves, quality, reliability
+from forestgate.training.trainer.evaluate import break_even, curves, quality, reliability
 
 
 def _sample(n: int = 4_000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,5 @@
-"""The generated tables: files and columns of reference §8.12, byte-identical reruns, linked retry
-rows, propensities, and no full card number anywhere."""
+"""The generated tables: files and columns of docs/generator.md, "Tables", byte-identical reruns,
+linked retry rows, propensities, and no full card number anywhere."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forestgate.training.cards import luhn_valid
-from forestgate.training.generate import Result, generate, validate
+from forestgate.training.generator.cards import luhn_valid
+from forestgate.training.generator.generate import Result, generate, validate
 from tests.training.conftest import SEED
 
 ATTEMPT_COLUMNS = (

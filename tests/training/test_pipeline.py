@@ -126,7 +126,7 @@ def test_served_probabilities_reproduce_the_reported_test_auc(
     import tritonclient.grpc as triton
     from sklearn.metrics import roc_auc_score
 
-    from forestgate.training import features, train
+    from forestgate.training.trainer import features, train
 
     manifest = read_manifest(trained.repository / "approval" / "1")
     split = manifest.training_metrics["split"]  # type: ignore[index]

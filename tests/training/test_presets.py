@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from forestgate.errors import InvalidInput
-from forestgate.training import presets
-from forestgate.training.cards import luhn_check_digit, luhn_valid
-from forestgate.training.horizon import Horizon, PaydayCalendar
+from forestgate.training.generator import presets
+from forestgate.training.generator.cards import luhn_check_digit, luhn_valid
+from forestgate.training.generator.horizon import Horizon, PaydayCalendar
 
 
 @pytest.mark.parametrize("value", [0, 7, "12", " 5 ", presets.MAX_SEED])

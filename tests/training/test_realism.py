@@ -1,4 +1,4 @@
-"""The realism targets of reference/payments.md §8.13 on the small preset."""
+"""The realism targets of docs/generator.md, "Realism targets", on the small preset."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from forestgate.training.realism import TARGETS, Statistics, statistics
+from forestgate.training.generator.realism import TARGETS, Statistics, statistics
 
 # On about 60k attempts a few statistics rest on a few hundred events; their target ranges are
 # widened by roughly two standard errors so the test checks the generator, not the dice.

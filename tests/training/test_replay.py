@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forestgate.training import features, replay
-from forestgate.training.features import FeatureTables
+from forestgate.training.trainer import features, replay
+from forestgate.training.trainer.features import FeatureTables
 
 
 @pytest.fixture(scope="module")

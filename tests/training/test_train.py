@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from forestgate.errors import InvalidInput
-from forestgate.training import calibrate, train
-from forestgate.training.evaluate import quality
+from forestgate.training.trainer import calibrate, train
+from forestgate.training.trainer.evaluate import quality
 
 FEATURES = ("x0", "x1", "x2")
 

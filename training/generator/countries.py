@@ -1,8 +1,8 @@
 """The twelve markets of the synthetic world: currency, SCA regime, clock, pay cycles and the
-country-level means of the issuers' latent parameters (reference/payments.md §8.2).
+country-level means of the issuers' latent parameters (docs/generator.md, "Entities").
 
-Numbers marked [D] in the reference are design choices meant to produce learnable structure,
-not estimates of any real market; they live here, in one table, so calibration edits one place.
+Numbers marked [D] are design choices meant to produce learnable structure, not estimates of any
+real market; they live here, in one table, so calibration edits one place.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Cards: BIN, keyed hash of a synthetic PAN, PAR, expiry and renewal, status changes with
 reissue, token provisioning, and the funding process behind the available balance
-(reference/payments.md §8.2).
+(docs/generator.md, "Entities").
 
 A full PAN exists only inside ``_pan_hashes`` for the time it takes to hash it: the output
 carries the BIN and a blake2b hash keyed with a per-dataset secret that is never written, so
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training import countries
-from forestgate.training.horizon import DAY_S, Horizon
-from forestgate.training.issuers import Bins, Issuers
+from forestgate.training.generator import countries
+from forestgate.training.generator.horizon import DAY_S, Horizon
+from forestgate.training.generator.issuers import Bins, Issuers
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -27,7 +27,7 @@ B = npt.NDArray[np.bool_]
 NEVER = np.int64(2**62)
 
 STATUS: tuple[str, ...] = ("active", "closed", "lost", "stolen")
-# Monthly hazards (§8.2): closed 0.5 %, lost or stolen 0.3 %.
+# Monthly hazards (docs/generator.md, "Entities"): closed 0.5 %, lost or stolen 0.3 %.
 _CLOSED_PER_MONTH = 0.005
 _LOST_STOLEN_PER_MONTH = 0.003
 # A reissued card reaches the cardholder about five days after the loss.
@@ -79,6 +79,62 @@ def sample_cards(
     horizon: Horizon,
     pan_key: bytes,
 ) -> Cards:
+    # Every step draws from rng in turn: reordering them changes every later draw.
+    country, issuer, bin_idx = _issuers_and_bins(rng, count=count, issuers=issuers, bins=bins)
+    funding = bins.funding[bin_idx]
+    start_month = horizon.start.year * 12 + horizon.start.month - 1
+    expiry = start_month + rng.integers(1, 37, count)
+    token = rng.random(count) < 0.55
+    status, status_s = _status_changes(rng, count=count, horizon=horizon)
+    reissue = _Reissue.of(status, status_s)
+    visible, renewal_visible = _updater_visibility(
+        rng, token=token, status=status, status_s=status_s, expiry=expiry, horizon=horizon
+    )
+    old, n_new = reissue.old, reissue.old.size
+
+    def grow(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+        return np.concatenate([a, a[old]])
+
+    all_bin = grow(bin_idx)
+    all_token = np.concatenate([token, token[old] & (rng.random(n_new) < 0.8)])
+    new_expiry = np.concatenate([expiry, start_month + 36 + rng.integers(0, 12, n_new)])
+    spend = _Spending.sample(rng, country=country, funding=funding)
+    if not count + n_new:
+        return _empty()
+    return Cards(
+        bin=all_bin.astype(np.int64),
+        issuer=grow(issuer).astype(np.int64),
+        country=grow(country).astype(np.int64),
+        brand=bins.brand[all_bin],
+        funding=bins.funding[all_bin],
+        pan_hash=_pan_hashes(rng, [bins.bin8[b] for b in all_bin.tolist()], pan_key),
+        par=_pars(reissue.accounts(status), bins.brand[all_bin], pan_key),
+        expiry_month=new_expiry.astype(np.int64),
+        renewed_expiry_month=new_expiry.astype(np.int64) + 36,
+        renewal_visible_s=np.concatenate([renewal_visible, np.full(n_new, NEVER)]).astype(np.int64),
+        token=all_token.astype(np.bool_),
+        typical_usd=grow(spend.typical).astype(np.float64),
+        activity=np.concatenate([spend.activity, np.zeros(n_new)]),
+        cycle_key=grow(spend.cycle_key).astype(np.int64),
+        income_usd=grow(spend.income).astype(np.float64),
+        buffer_usd=grow(spend.buffer).astype(np.float64),
+        drain_days=grow(spend.drain).astype(np.float64),
+        stressed=grow(spend.stressed).astype(np.bool_),
+        status=np.concatenate([status, np.zeros(n_new, dtype=np.int64)]),
+        status_s=np.concatenate([status_s, np.full(n_new, NEVER, dtype=np.int64)]),
+        replacement=reissue.replacement,
+        replacement_visible_s=np.concatenate([visible, np.full(n_new, NEVER)]).astype(np.int64),
+        replaces=reissue.replaces,
+        issued_s=reissue.issued_s,
+        originals=count,
+    )
+
+
+def _issuers_and_bins(
+    rng: np.random.Generator, *, count: int, issuers: Issuers, bins: Bins
+) -> tuple[I64, I64, I64]:
+    """Each card's country (by card share), issuer (by volume weight within the country) and a
+    BIN of that issuer, uniformly."""
     share = countries.column("card_share")
     country = rng.choice(share.size, size=count, p=share / share.sum()).astype(np.int64)
     issuer = np.empty(count, dtype=np.int64)
@@ -87,17 +143,15 @@ def sample_cards(
         pool = np.flatnonzero(issuers.country == ci)
         w = issuers.weight[pool]
         issuer[here] = pool[rng.choice(pool.size, size=here.size, p=w / w.sum())]
-    # A BIN of the card's issuer, uniformly.
     order = np.argsort(bins.issuer, kind="stable")
     first = np.searchsorted(bins.issuer[order], issuer, side="left")
     n_bins = np.searchsorted(bins.issuer[order], issuer, side="right") - first
     bin_idx = order[first + (rng.random(count) * n_bins).astype(np.int64)]
+    return country, issuer, bin_idx
 
-    funding = bins.funding[bin_idx]
-    start_month = horizon.start.year * 12 + horizon.start.month - 1
-    expiry = start_month + rng.integers(1, 37, count)
-    token = rng.random(count) < 0.55
 
+def _status_changes(rng: np.random.Generator, *, count: int, horizon: Horizon) -> tuple[I64, I64]:
+    """Status (index into STATUS) each card reaches within the horizon, and when (NEVER: none)."""
     months = horizon.days / 30.0
     status = np.zeros(count, dtype=np.int64)
     status_s = np.full(count, NEVER, dtype=np.int64)
@@ -107,23 +161,57 @@ def sample_cards(
     status[closed] = 1
     status[lost] = np.where(rng.random(int(lost.sum())) < 0.6, 2, 3)
     status_s[changed] = rng.integers(0, horizon.end_s, int(changed.sum()))
+    return status, status_s
 
-    # Every changed card is reissued: same PAR after loss or theft (same account), new PAR after
-    # a closure (the cardholder's new account elsewhere).
-    old = np.flatnonzero(changed)
-    n_new = old.size
-    idx_new = count + np.arange(n_new, dtype=np.int64)
-    replacement = np.full(count + n_new, -1, dtype=np.int64)
-    replacement[old] = idx_new
-    replaces = np.concatenate([np.full(count, -1, dtype=np.int64), old])
-    issued_s = np.concatenate(
-        [np.full(count, -(2**40), dtype=np.int64), status_s[old] + _REISSUE_S]
-    )
-    # Account updaters see a reissue within a week with probability 0.6, or 0.8 when tokenised.
+
+@dataclass(frozen=True, slots=True)
+class _Reissue:
+    """Every changed card is reissued: the new cards are appended after the originals."""
+
+    old: I64  # the original cards that were reissued, in order
+    replacement: I64  # (originals + reissued,) index of the reissued card, -1 if none
+    replaces: I64  # (originals + reissued,) index of the card replaced, -1 if original
+    issued_s: I64  # (originals + reissued,)
+
+    @staticmethod
+    def of(status: I64, status_s: I64) -> _Reissue:
+        count = status.size
+        old = np.flatnonzero(status > 0)
+        idx_new = count + np.arange(old.size, dtype=np.int64)
+        replacement = np.full(count + old.size, -1, dtype=np.int64)
+        replacement[old] = idx_new
+        replaces = np.concatenate([np.full(count, -1, dtype=np.int64), old])
+        issued_s = np.concatenate(
+            [np.full(count, -(2**40), dtype=np.int64), status_s[old] + _REISSUE_S]
+        )
+        return _Reissue(old, replacement, replaces, issued_s)
+
+    def accounts(self, status: I64) -> I64:
+        """The account behind each card: the same after loss or theft (same PAR), a new one after
+        a closure (the cardholder's new account elsewhere)."""
+        count = status.size
+        idx_new = count + np.arange(self.old.size, dtype=np.int64)
+        reissued = np.where(status[self.old] == 1, idx_new, self.old)
+        return np.concatenate([np.arange(count), reissued]).astype(np.int64)
+
+
+def _updater_visibility(
+    rng: np.random.Generator,
+    *,
+    token: B,
+    status: I64,
+    status_s: I64,
+    expiry: I64,
+    horizon: Horizon,
+) -> tuple[I64, I64]:
+    """When stored credentials move to the reissued card, and when they carry the renewed expiry
+    (NEVER: not within the horizon). Account updaters see a reissue within a week with
+    probability 0.6, or 0.8 when tokenised."""
+    count = status.size
     p_seen = np.where(token, 0.8, 0.6)
     seen = rng.random(count) < p_seen
     visible = np.where(
-        seen & changed & (status != 1),
+        seen & (status > 0) & (status != 1),
         status_s + _REISSUE_S + rng.integers(0, 7 * DAY_S, count),
         NEVER,
     )
@@ -132,69 +220,43 @@ def sample_cards(
     renewal_visible = np.where(
         renew_seen, month_end_s - 20 * DAY_S + rng.integers(0, 27 * DAY_S, count), NEVER
     )
+    return visible, renewal_visible
 
-    def grow(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
-        return np.concatenate([a, a[old]])
 
-    all_bin = grow(bin_idx)
-    all_issuer = grow(issuer)
-    all_country = grow(country)
-    all_token = np.concatenate([token, token[old] & (rng.random(n_new) < 0.8)])
-    new_expiry = np.concatenate([expiry, start_month + 36 + rng.integers(0, 12, n_new)])
-    typical = rng.lognormal(np.log(45.0), 0.8, count)
-    activity = rng.lognormal(0.0, 1.0, count)
-    cycles, cycle_key = _pay_cycles(rng, country)
-    income = typical * rng.lognormal(np.log(25.0), 0.5, count)
-    stressed_income = typical * rng.lognormal(np.log(4.0), 0.9, count)
-    p_stressed = np.array([0.055, 0.12, 0.22])[funding]
-    stressed = rng.random(count) < p_stressed
-    cycle_days = cycles
-    income = np.where(stressed, stressed_income, income)
-    buffer = np.where(
-        stressed,
-        typical * rng.lognormal(np.log(0.25), 0.8, count),
-        typical * rng.lognormal(np.log(30.0), 0.7, count),
-    )
-    drain = np.where(
-        stressed,
-        cycle_days * rng.uniform(0.45, 0.95, count),
-        cycle_days * rng.uniform(1.3, 3.0, count),
-    )
-    total = count + n_new
-    accounts = np.concatenate([np.arange(count), np.where(status[old] == 1, idx_new, old)])
-    return (
-        Cards(
-            bin=all_bin.astype(np.int64),
-            issuer=all_issuer.astype(np.int64),
-            country=all_country.astype(np.int64),
-            brand=bins.brand[all_bin],
-            funding=bins.funding[all_bin],
-            pan_hash=_pan_hashes(rng, [bins.bin8[b] for b in all_bin.tolist()], pan_key),
-            par=_pars(accounts.astype(np.int64), bins.brand[all_bin], pan_key),
-            expiry_month=new_expiry.astype(np.int64),
-            renewed_expiry_month=new_expiry.astype(np.int64) + 36,
-            renewal_visible_s=np.concatenate([renewal_visible, np.full(n_new, NEVER)]).astype(
-                np.int64
-            ),
-            token=all_token.astype(np.bool_),
-            typical_usd=grow(typical).astype(np.float64),
-            activity=np.concatenate([activity, np.zeros(n_new)]),
-            cycle_key=grow(cycle_key).astype(np.int64),
-            income_usd=grow(income).astype(np.float64),
-            buffer_usd=grow(buffer).astype(np.float64),
-            drain_days=grow(drain).astype(np.float64),
-            stressed=grow(stressed).astype(np.bool_),
-            status=np.concatenate([status, np.zeros(n_new, dtype=np.int64)]),
-            status_s=np.concatenate([status_s, np.full(n_new, NEVER, dtype=np.int64)]),
-            replacement=replacement,
-            replacement_visible_s=np.concatenate([visible, np.full(n_new, NEVER)]).astype(np.int64),
-            replaces=replaces,
-            issued_s=issued_s,
-            originals=count,
+@dataclass(frozen=True, slots=True)
+class _Spending:
+    """A cardholder's spending and the funding process behind the available balance."""
+
+    typical: F64
+    activity: F64
+    cycle_key: I64
+    income: F64
+    buffer: F64
+    drain: F64
+    stressed: B
+
+    @staticmethod
+    def sample(rng: np.random.Generator, *, country: I64, funding: I64) -> _Spending:
+        count = country.size
+        typical = rng.lognormal(np.log(45.0), 0.8, count)
+        activity = rng.lognormal(0.0, 1.0, count)
+        cycle_days, cycle_key = _pay_cycles(rng, country)
+        income = typical * rng.lognormal(np.log(25.0), 0.5, count)
+        stressed_income = typical * rng.lognormal(np.log(4.0), 0.9, count)
+        p_stressed = np.array([0.055, 0.12, 0.22])[funding]
+        stressed = rng.random(count) < p_stressed
+        income = np.where(stressed, stressed_income, income)
+        buffer = np.where(
+            stressed,
+            typical * rng.lognormal(np.log(0.25), 0.8, count),
+            typical * rng.lognormal(np.log(30.0), 0.7, count),
         )
-        if total
-        else _empty()
-    )
+        drain = np.where(
+            stressed,
+            cycle_days * rng.uniform(0.45, 0.95, count),
+            cycle_days * rng.uniform(1.3, 3.0, count),
+        )
+        return _Spending(typical, activity, cycle_key, income, buffer, drain, stressed)
 
 
 def _empty() -> Cards:  # pragma: no cover - presets always have cards
@@ -213,7 +275,7 @@ _CYCLE_DAYS = {
 
 
 def _pay_cycles(rng: np.random.Generator, country: I64) -> tuple[F64, I64]:
-    from forestgate.training.countries import COUNTRIES, PAY_CYCLES
+    from forestgate.training.generator.countries import COUNTRIES, PAY_CYCLES
 
     n = country.size
     key = np.zeros(n, dtype=np.int64)

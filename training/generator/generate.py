@@ -1,6 +1,6 @@
 """Synthetic-transaction generation end to end: validate the request, build the world, plan the
 scenarios, draw the payments, simulate every attempt, write one Parquet file per table
-(reference/payments.md §8.12). Same preset and seed, byte-identical files.
+(docs/generator.md, "Tables"). Same preset and seed, byte-identical files.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forestgate.training import presets
-from forestgate.training.arrivals import generate_payments
 from forestgate.training.directories import directory, writable
-from forestgate.training.scenarios import plan
-from forestgate.training.simulate import simulate
-from forestgate.training.tables import attempts_and_truth, dimension_tables
-from forestgate.training.world import build_world
+from forestgate.training.generator import presets
+from forestgate.training.generator.arrivals import generate_payments
+from forestgate.training.generator.scenarios import plan
+from forestgate.training.generator.simulate import simulate
+from forestgate.training.generator.tables import attempts_and_truth, dimension_tables
+from forestgate.training.generator.world import build_world
 
 GENERATOR_VERSION = "1.0.0"
 # Payments per target attempt: retries, cascades and step-ups add about 9 %.

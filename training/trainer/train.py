@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from forestgate.errors import InvalidInput
-from forestgate.training.evaluate import Quality, quality
+from forestgate.training.trainer.evaluate import Quality, quality
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]

@@ -1,5 +1,6 @@
 """The event simulation: payments' first attempts and every retry, cascade and step-up they lead
-to, decided chunk by chunk in time order (reference/payments.md §8.9, §8.14).
+to, decided chunk by chunk in time order (docs/generator.md, "Retries and recovery" and
+"Performance").
 
 Within a chunk the work is vectorised; sequential state is only what must be: the issuer's
 velocity (declines per card in the last 24 h, from every attempt decided before the batch) and
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,15 +22,16 @@ import numpy.typing as npt
 from forestgate.payments.action import ActionKind
 from forestgate.payments.codes import AdviceAction, Family
 from forestgate.payments.features import BRANDS
+from forestgate.payments.guardrail import Verdict
 from forestgate.payments.history import card_key
-from forestgate.training import countries
-from forestgate.training import policy as pol
-from forestgate.training.arrivals import MOTO, RECURRING, Payments
-from forestgate.training.decision import CODES, MACS, Batch, decide
-from forestgate.training.ledger import Ledger, Request
-from forestgate.training.merchants import MCCS
-from forestgate.training.scenarios import Scenarios
-from forestgate.training.world import World
+from forestgate.training.generator import countries
+from forestgate.training.generator import policy as pol
+from forestgate.training.generator.arrivals import MOTO, RECURRING, Payments
+from forestgate.training.generator.decision import CODES, MACS, Batch, Decision, decide
+from forestgate.training.generator.ledger import Ledger, Request
+from forestgate.training.generator.merchants import MCCS
+from forestgate.training.generator.scenarios import Scenarios
+from forestgate.training.generator.world import World
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -238,19 +241,13 @@ class _Sim:
         pay = b["payment"].astype(np.int64)
         ts = b["ts_s"].astype(np.int64)
         card = b["card"].astype(np.int64)
-        merchant = p.merchant[pay]
         n = ts.size
         gid = np.arange(self.next_gid, self.next_gid + n, dtype=np.int64)
         self.next_gid += n
-        eligible = self.eligible(card, merchant, ts)
         route = b["route"].astype(np.int64)
-        # A route that stopped being eligible (never happens for first attempts) is kept: the
-        # policy chose it, the answer says so.
-        eligible[np.arange(n), route] = True
         stored = (p.cof_type[pay] != 0) & ~(b["kind"] == pol.K_NEW_CARD)
         expiry_end = w.horizon.expiry_end_s(cards.expiry_month[card])
         stale = stored & (ts >= expiry_end) & (ts < cards.renewal_visible_s[card])
-        expired = stale & ~p.token_intent[pay]
         tight = np.isin(cards.issuer[card], self.sc.tightened_issuers) & (
             ts >= self.sc.by_id("issuer_xb_tightening").start_s
         )
@@ -259,8 +256,50 @@ class _Sim:
             & (ts >= self._event("route_outage_c_br", 0))
             & (ts < self._event("route_outage_c_br", 1))
         )
+        batch = self._batch(b, stored=stored, stale=stale, tight=tight, scenario_outage=sc_out)
+        d = decide(w, batch, self.rng)
+        self.p_route.append(d.p_by_route)
+        month = w.horizon.local(ts, np.zeros(n)).month
+        shown_expiry = np.where(
+            stale | (~stored & (ts < expiry_end)) | (stored & (ts < expiry_end)),
+            cards.expiry_month[card],
+            cards.renewed_expiry_month[card],
+        )
+        scenario = p.scenario[pay].copy()
+        scenario = np.where(tight & ~d.is_local, self.sc.index("issuer_xb_tightening"), scenario)
+        scenario = np.where(sc_out, self.sc.index("route_outage_c_br"), scenario)
+        return {
+            **{k: np.asarray(v) for k, v in b.items()},
+            "gid": gid,
+            "eligible": batch.eligible,
+            **_decision_columns(d),
+            "velocity": batch.velocity,
+            "months_to_expiry": shown_expiry - month,
+            "scenario": scenario,
+        }
+
+    def _batch(
+        self,
+        b: dict[str, npt.NDArray[np.generic]],
+        *,
+        stored: B,
+        stale: B,
+        tight: B,
+        scenario_outage: B,
+    ) -> Batch:
+        """The issuer's view of pending attempts ``b``, with the scenario flags applied."""
+        p = self.p
+        pay = b["payment"].astype(np.int64)
+        ts = b["ts_s"].astype(np.int64)
+        card = b["card"].astype(np.int64)
+        merchant = p.merchant[pay]
+        route = b["route"].astype(np.int64)
+        eligible = self.eligible(card, merchant, ts)
+        # A route that stopped being eligible (never happens for first attempts) is kept: the
+        # policy chose it, the answer says so.
+        eligible[np.arange(ts.size), route] = True
         fixed_cvv = b["fixed_cvv"].astype(np.bool_)
-        batch = Batch(
+        return Batch(
             ts_s=ts,
             card=card,
             merchant=merchant,
@@ -279,47 +318,14 @@ class _Sim:
             exemption=(p.exemption[pay] > 0) & ~b["three_ds"].astype(np.bool_),
             is_fraud=p.is_fraud[pay],
             keyed_typo=p.keyed_typo[pay] & ~fixed_cvv & (b["kind"] != pol.K_NEW_CARD),
-            expired=expired,
+            expired=stale & ~p.token_intent[pay],
             cancelled=p.subscription_cancelled[pay],
             velocity=self.velocity(card, ts),
             u_prev=b["u_prev"].astype(np.float64),
             dt_prev_s=(ts - b["ts_prev"].astype(np.int64)).astype(np.float64),
             xb_extra=np.where(tight, self.sc.tightening_logit, 0.0),
-            scenario_outage=sc_out,
+            scenario_outage=scenario_outage,
         )
-        d = decide(w, batch, self.rng)
-        self.p_route.append(d.p_by_route)
-        month = w.horizon.local(ts, np.zeros(n)).month
-        shown_expiry = np.where(
-            stale | (~stored & (ts < expiry_end)) | (stored & (ts < expiry_end)),
-            cards.expiry_month[card],
-            cards.renewed_expiry_month[card],
-        )
-        scenario = p.scenario[pay].copy()
-        scenario = np.where(tight & ~d.is_local, self.sc.index("issuer_xb_tightening"), scenario)
-        scenario = np.where(sc_out, self.sc.index("route_outage_c_br"), scenario)
-        return {
-            **{k: np.asarray(v) for k, v in b.items()},
-            "gid": gid,
-            "eligible": eligible,
-            "code": d.code,
-            "mac": d.mac,
-            "approved": d.approved,
-            "family": d.family,
-            "p_true": d.p_true,
-            "u": d.u,
-            "network_token": d.network_token,
-            "is_local": d.is_local,
-            "acquirer_country": np.array(d.acquirer_country, dtype=object),
-            "latency_ms": d.latency_ms,
-            "balance_usd": d.balance_usd,
-            "next_funding_s": d.next_funding_s,
-            "cvv_result": np.array(d.cvv_result, dtype=object),
-            "avs_result": np.array(d.avs_result, dtype=object),
-            "velocity": batch.velocity,
-            "months_to_expiry": shown_expiry - month,
-            "scenario": scenario,
-        }
 
     def _event(self, scenario_id: str, which: int) -> int:
         if self.sc.outage_route < 0:
@@ -331,82 +337,26 @@ class _Sim:
     def _propose(
         self, rows: dict[str, npt.NDArray[np.generic]]
     ) -> dict[str, npt.NDArray[np.generic]]:
-        w, p, cards = self.w, self.p, self.w.cards
+        """The reattempts the logging policies make of a decided batch's declines, in the order
+        below: an attempt one step claims (``handled``) is not offered to the later ones."""
         declined = np.flatnonzero(~rows["approved"].astype(np.bool_))
-        out: list[dict[str, npt.NDArray[np.generic]]] = []
         if declined.size == 0:
             return {k: np.zeros(0) for k in _PENDING}
-        pay = rows["payment"][declined].astype(np.int64)
-        ts = rows["ts_s"][declined].astype(np.int64)
-        card = rows["card"][declined].astype(np.int64)
-        route = rows["route"][declined].astype(np.int64)
-        kind = rows["kind"][declined].astype(np.int64)
-        att = rows["attempt_no"][declined].astype(np.int64)
-        brand = cards.brand[card]
-        code = rows["code"][declined].astype(np.int64)
-        mac = rows["mac"][declined].astype(np.int64)
-        fam = np.array(
-            [self.family(b, c).value for b, c in zip(brand.tolist(), code.tolist(), strict=True)]
-        )
-        mac_act = np.array([self._advice(mc)[0] for mc in mac.tolist()])
-        mac_wait = np.array([self._advice(mc)[1] for mc in mac.tolist()], dtype=np.int64)
-        cit = p.cit[pay]
-        testing = p.card_testing[pay]
-        merchant = p.merchant[pay]
-        policy = w.merchants.retry_policy[merchant]
-        india = cards.country[card] == countries.INDEX["IN"]
-        n = declined.size
-        u = self.rng.random((6, n))
-        base = {
-            "payment": pay,
-            "parent": rows["gid"][declined],
-            "attempt_no": att + 1,
-            "card": card,
-            "u_prev": rows["u"][declined],
-            "ts_prev": ts,
-            "changed": np.zeros(n, dtype=np.bool_),
-            "in_session": np.zeros(n, dtype=np.bool_),
-            "three_ds": rows["three_ds"][declined].astype(np.bool_),
-            "fixed_cvv": rows["fixed_cvv"][declined].astype(np.bool_),
-            "route": route,
-            "route_prop": np.ones(n),
-            "delay_prop": np.ones(n),
-        }
-        handled = np.zeros(n, dtype=np.bool_)
-        legacy = (policy == 2) & ~cit
-        # Once a payment met an SCA soft decline, only a 3DS step-up may follow it (H7).
-        self.seen_sca[pay[fam == Family.SCA.value]] = True
-        after_sca = self.seen_sca[pay]
-        never = mac_act == "never"
-
+        d = self._declines(rows, declined)
+        base = _inherited(rows, declined)
+        handled = np.zeros(d.size, dtype=np.bool_)
+        out: list[dict[str, npt.NDArray[np.generic]]] = []
         # 1. Cascade on technical declines to the incumbent's next route (prob 0.8, logged).
-        tech = (fam == Family.TECHNICAL.value) & (kind != pol.K_CASCADE) & ~testing & ~india
-        tech &= ~after_sca
-        if tech.any():
-            el = self.eligible(card, merchant, ts)
-            local, bps = self.cost_bps(card, p.amount_minor[pay], p.currency[pay])
-            alt = pol.second_best(el, local, bps, route, w.routes)
-            go = tech & (alt >= 0) & (u[0] < 0.8) & ~legacy
-            handled |= go
-            out.append(
-                self._pending(
-                    base,
-                    go,
-                    ts + 1 + (u[1] * 4).astype(np.int64),
-                    pol.K_CASCADE,
-                    pol.P_CASCADE,
-                    route=alt,
-                    prop=0.8,
-                )
-            )
+        cascades, handled = self._cascades(d, base, handled)
+        out += cascades
         # 2. SCA soft decline of a CIT: the customer steps up with 3DS while in session.
-        sca = (fam == Family.SCA.value) & cit & (kind != pol.K_3DS) & ~handled
-        stays = sca & (u[0] < 0.85) & (u[2] < 0.86)
+        sca = (d.fam == Family.SCA.value) & d.cit & (d.kind != pol.K_3DS) & ~handled
+        stays = sca & (d.u[0] < 0.85) & (d.u[2] < 0.86)
         handled |= sca
         s = self._pending(
             base,
             stays,
-            ts + 60 + (u[1] * 180).astype(np.int64),
+            d.ts + 60 + (d.u[1] * 180).astype(np.int64),
             pol.K_3DS,
             pol.P_CUSTOMER,
             prop=1.0,
@@ -415,8 +365,80 @@ class _Sim:
         s["in_session"][:] = True
         out.append(s)
         # 3. Other CIT declines: some customers try again, the same card or another one.
-        other_cit = cit & ~handled & ~testing & (kind != pol.K_NEW_CARD) & (att < 4)
-        same_ok = ~india & ~after_sca & ~never
+        other_cit = d.cit & ~handled & ~d.testing & (d.kind != pol.K_NEW_CARD) & (d.att < 4)
+        out += self._customer_retries(d, base, other_cit)
+        handled |= other_cit
+        # 4. Merchant-initiated declines: the merchant's retry policy.
+        out += self._merchant_retries(d, base, mit=~d.cit & ~handled & ~d.testing)
+        return _concat_all(out)
+
+    def _declines(self, rows: dict[str, npt.NDArray[np.generic]], declined: I64) -> _Declines:
+        """The declined rows with what the policies decide on. Draws six uniforms per decline,
+        and marks payments that met an SCA soft decline."""
+        cards = self.w.cards
+        pay = rows["payment"][declined].astype(np.int64)
+        card = rows["card"][declined].astype(np.int64)
+        brand = cards.brand[card]
+        code = rows["code"][declined].astype(np.int64)
+        mac = rows["mac"][declined].astype(np.int64)
+        fam = np.array(
+            [self.family(b, c).value for b, c in zip(brand.tolist(), code.tolist(), strict=True)]
+        )
+        merchant = self.p.merchant[pay]
+        u = self.rng.random((6, declined.size))
+        # Once a payment met an SCA soft decline, only a 3DS step-up may follow it (H7).
+        self.seen_sca[pay[fam == Family.SCA.value]] = True
+        return _Declines(
+            pay=pay,
+            ts=rows["ts_s"][declined].astype(np.int64),
+            card=card,
+            merchant=merchant,
+            route=rows["route"][declined].astype(np.int64),
+            kind=rows["kind"][declined].astype(np.int64),
+            att=rows["attempt_no"][declined].astype(np.int64),
+            code=code,
+            fam=fam,
+            mac_act=np.array([self._advice(mc)[0] for mc in mac.tolist()]),
+            mac_wait=np.array([self._advice(mc)[1] for mc in mac.tolist()], dtype=np.int64),
+            cit=self.p.cit[pay],
+            testing=self.p.card_testing[pay],
+            policy=self.w.merchants.retry_policy[merchant],
+            india=cards.country[card] == countries.INDEX["IN"],
+            after_sca=self.seen_sca[pay],
+            u=u,
+        )
+
+    def _cascades(
+        self, d: _Declines, base: dict[str, npt.NDArray[np.generic]], handled: B
+    ) -> tuple[list[dict[str, npt.NDArray[np.generic]]], B]:
+        tech = (d.fam == Family.TECHNICAL.value) & (d.kind != pol.K_CASCADE) & ~d.testing
+        tech &= ~d.india
+        tech &= ~d.after_sca
+        if not tech.any():
+            return [], handled
+        p = self.p
+        el = self.eligible(d.card, d.merchant, d.ts)
+        local, bps = self.cost_bps(d.card, p.amount_minor[d.pay], p.currency[d.pay])
+        alt = pol.second_best(el, local, bps, d.route, self.w.routes)
+        go = tech & (alt >= 0) & (d.u[0] < 0.8) & ~d.legacy
+        cascade = self._pending(
+            base,
+            go,
+            d.ts + 1 + (d.u[1] * 4).astype(np.int64),
+            pol.K_CASCADE,
+            pol.P_CASCADE,
+            route=alt,
+            prop=0.8,
+        )
+        return [cascade], handled | go
+
+    def _customer_retries(
+        self, d: _Declines, base: dict[str, npt.NDArray[np.generic]], other_cit: B
+    ) -> list[dict[str, npt.NDArray[np.generic]]]:
+        """Customers in session try the same card again (re-entering its data after a data
+        decline), or another card."""
+        u, fam = d.u, d.fam
+        same_ok = ~d.india & ~d.after_sca & ~(d.mac_act == "never")
         data = np.isin(fam, [Family.DATA.value])
         retry_same = (
             other_cit
@@ -434,12 +456,12 @@ class _Sim:
             & same_ok
         )
         reenter = other_cit & data & (u[0] < 0.3) & same_ok
-        reenter &= np.isin(code, [CODES.index("N7"), CODES.index("14")])
+        reenter &= np.isin(d.code, [CODES.index("N7"), CODES.index("14")])
         new_card = other_cit & ~retry_same & ~reenter & (u[3] < 0.08)
         c = self._pending(
             base,
             retry_same | reenter,
-            ts + 30 + (u[1] * 270).astype(np.int64),
+            d.ts + 30 + (u[1] * 270).astype(np.int64),
             pol.K_CUSTOMER,
             pol.P_CUSTOMER,
             prop=1.0,
@@ -447,77 +469,97 @@ class _Sim:
         c["in_session"][:] = True
         c["changed"][:] = reenter[retry_same | reenter]
         c["fixed_cvv"][:] = reenter[retry_same | reenter] | c["fixed_cvv"]
-        out.append(c)
-        if new_card.any():
-            nc = self._pending(
-                base,
-                new_card,
-                ts + 60 + (u[1] * 300).astype(np.int64),
-                pol.K_NEW_CARD,
-                pol.P_CUSTOMER,
-                prop=1.0,
-            )
-            nc["card"] = self._other_cards(nc["card"].astype(np.int64))
-            nc["in_session"][:] = True
-            nc["u_prev"][:] = np.nan
-            nc["three_ds"][:] = False
-            out.append(nc)
-        handled |= other_cit
-        # 4. Merchant-initiated declines: the merchant's retry policy.
-        mit = ~cit & ~handled & ~testing
-        first_ts = p.ts_s[pay]
-        # 4a. Legacy: every day, up to LEGACY_MAX retries, whatever the code said.
-        leg = mit & legacy & (att <= pol.LEGACY_MAX)
-        out.append(
-            self._pending(
-                base,
-                leg,
-                ts + pol.LEGACY_EVERY_S + (u[1] * 600).astype(np.int64),
-                pol.K_RETRY,
-                pol.P_LEGACY,
-                prop=1.0,
-            )
+        if not new_card.any():
+            return [c]
+        nc = self._pending(
+            base,
+            new_card,
+            d.ts + 60 + (u[1] * 300).astype(np.int64),
+            pol.K_NEW_CARD,
+            pol.P_CUSTOMER,
+            prop=1.0,
         )
-        comp = mit & ~legacy & ~india
+        nc["card"] = self._other_cards(nc["card"].astype(np.int64))
+        nc["in_session"][:] = True
+        nc["u_prev"][:] = np.nan
+        nc["three_ds"][:] = False
+        return [c, nc]
+
+    def _merchant_retries(
+        self, d: _Declines, base: dict[str, npt.NDArray[np.generic]], *, mit: B
+    ) -> list[dict[str, npt.NDArray[np.generic]]]:
+        """Merchant-initiated declines under the merchant's retry policy: the legacy policy
+        retries every day whatever the code said; compliant ones follow the codes."""
+        first_ts = self.p.ts_s[d.pay]
+        # Legacy: every day, up to LEGACY_MAX retries, whatever the code said.
+        leg = mit & d.legacy & (d.att <= pol.LEGACY_MAX)
+        legacy = self._pending(
+            base,
+            leg,
+            d.ts + pol.LEGACY_EVERY_S + (d.u[1] * 600).astype(np.int64),
+            pol.K_RETRY,
+            pol.P_LEGACY,
+            prop=1.0,
+        )
+        comp = mit & ~d.legacy & ~d.india
         # Cancellation or never-retry advice: the schedule stops (and recurring is cancelled).
-        stop_codes = np.isin(code, [CODES.index(x) for x in ("R0", "R1")]) | (mac_act == "never")
+        stop_codes = np.isin(d.code, [CODES.index(x) for x in ("R0", "R1")]) | (
+            d.mac_act == "never"
+        )
         for i in np.flatnonzero(comp & stop_codes):
-            self.cancelled.add((self.card_keys[card[i]], int(merchant[i])))
-        comp &= ~stop_codes & ~after_sca
+            self.cancelled.add((self.card_keys[d.card[i]], int(d.merchant[i])))
+        comp &= ~stop_codes & ~d.after_sca
         # Hard declines: never on this credential (H1); the next charge uses whatever credential
         # the updater has by then. Data declines (expiry, MAC 01/04): once the updater refreshed.
-        comp &= fam != Family.HARD.value
-        needs_change = comp & ((fam == Family.DATA.value) | (mac_act == "update"))
-        when = np.where(needs_change, cards.renewal_visible_s[card], -1)
+        comp &= d.fam != Family.HARD.value
+        needs_change = comp & ((d.fam == Family.DATA.value) | (d.mac_act == "update"))
+        changed = self._after_credential_change(d, base, needs_change, first_ts=first_ts)
+        soft = comp & ~needs_change & (d.att <= pol.RANDOM_MAX)
+        return [
+            legacy,
+            changed,
+            self._fixed_retries(d, base, soft & (d.policy == 0), first_ts=first_ts),
+            *self._random_retries(d, base, soft & (d.policy == 1), first_ts=first_ts),
+        ]
+
+    def _after_credential_change(
+        self, d: _Declines, base: dict[str, npt.NDArray[np.generic]], mask: B, *, first_ts: I64
+    ) -> dict[str, npt.NDArray[np.generic]]:
+        """Retries of data declines once the account updater has the renewed credential."""
+        when = np.where(mask, self.w.cards.renewal_visible_s[d.card], -1)
         when = np.where(when >= 2**61, -1, when)
-        ok_change = (
-            needs_change & (when >= 0) & (when + 600 - first_ts <= pol.WINDOW_S) & (att <= 7)
-        )
+        ok_change = mask & (when >= 0) & (when + 600 - first_ts <= pol.WINDOW_S) & (d.att <= 7)
         ch = self._pending(
             base,
             ok_change,
-            np.maximum(when, ts) + 600,
+            np.maximum(when, d.ts) + 600,
             pol.K_RETRY,
-            np.where(policy == 0, pol.P_FIXED, pol.P_RANDOM)[ok_change],
+            np.where(d.policy == 0, pol.P_FIXED, pol.P_RANDOM)[ok_change],
             prop=1.0,
         )
         ch["changed"][:] = True
-        out.append(ch)
-        soft = comp & ~needs_change & (att <= pol.RANDOM_MAX)
-        since_first = ts - first_ts
-        retries = att - 1
-        fixed = soft & (policy == 0)
-        fdelay = pol.fixed_delay(retries, since_first, mac_wait)
+        return ch
+
+    def _fixed_retries(
+        self, d: _Declines, base: dict[str, npt.NDArray[np.generic]], fixed: B, *, first_ts: I64
+    ) -> dict[str, npt.NDArray[np.generic]]:
+        since_first = d.ts - first_ts
+        retries = d.att - 1
+        fdelay = pol.fixed_delay(retries, since_first, d.mac_wait)
         # Technical trouble clears in minutes: the fixed schedule tries again after an hour.
-        fdelay = np.where((fam == Family.TECHNICAL.value) & (retries == 0), 3_600, fdelay)
-        fixed &= fdelay >= 0
+        fdelay = np.where((d.fam == Family.TECHNICAL.value) & (retries == 0), 3_600, fdelay)
+        fixed = fixed & (fdelay >= 0)
         fixed &= since_first + np.maximum(fdelay, 0) <= pol.WINDOW_S
-        out.append(
-            self._pending(
-                base, fixed, ts + np.maximum(fdelay, 0), pol.K_RETRY, pol.P_FIXED, prop=1.0
-            )
+        return self._pending(
+            base, fixed, d.ts + np.maximum(fdelay, 0), pol.K_RETRY, pol.P_FIXED, prop=1.0
         )
-        rnd = soft & (policy == 1)
+
+    def _random_retries(
+        self, d: _Declines, base: dict[str, npt.NDArray[np.generic]], rnd: B, *, first_ts: I64
+    ) -> list[dict[str, npt.NDArray[np.generic]]]:
+        """Randomised delays from the grid with their propensities; one in five retries moves to
+        another eligible route, uniformly."""
+        u, fam = d.u, d.fam
         fam_r = [
             "technical"
             if f == Family.TECHNICAL.value
@@ -526,30 +568,28 @@ class _Sim:
             else "other"
             for f in fam[rnd].tolist()
         ]
-        delays = pol.random_delays(self.rng, fam_r, mac_wait[rnd])
-        full = np.zeros(n, dtype=np.int64)
+        delays = pol.random_delays(self.rng, fam_r, d.mac_wait[rnd])
+        full = np.zeros(d.size, dtype=np.int64)
         full[rnd] = delays.delay_s
-        dprop = np.ones(n)
+        dprop = np.ones(d.size)
         dprop[rnd] = delays.propensity
-        rnd &= since_first + full <= pol.WINDOW_S
-        if rnd.any():
-            el = self.eligible(card, merchant, ts)
-            n_el = el.sum(axis=1)
-            switch = (u[4] < 0.2) & (n_el > 1)
-            cum = np.cumsum(el & (np.arange(el.shape[1])[None, :] != route[:, None]), axis=1)
-            k = np.minimum(
-                (u[5] * np.maximum(n_el - 1, 1)).astype(np.int64), np.maximum(n_el - 2, 0)
-            )
-            other = np.argmax(cum > k[:, None], axis=1)
-            new_route = np.where(switch, other, route)
-            rprop = np.where(switch, 0.2 / np.maximum(n_el - 1, 1), np.where(n_el > 1, 0.8, 1.0))
-            r = self._pending(
-                base, rnd, ts + full, pol.K_RETRY, pol.P_RANDOM, route=new_route, prop=1.0
-            )
-            r["delay_prop"] = dprop[rnd]
-            r["route_prop"] = rprop[rnd]
-            out.append(r)
-        return _concat_all(out)
+        rnd = rnd & (d.ts - first_ts + full <= pol.WINDOW_S)
+        if not rnd.any():
+            return []
+        el = self.eligible(d.card, d.merchant, d.ts)
+        n_el = el.sum(axis=1)
+        switch = (u[4] < 0.2) & (n_el > 1)
+        cum = np.cumsum(el & (np.arange(el.shape[1])[None, :] != d.route[:, None]), axis=1)
+        k = np.minimum((u[5] * np.maximum(n_el - 1, 1)).astype(np.int64), np.maximum(n_el - 2, 0))
+        other = np.argmax(cum > k[:, None], axis=1)
+        new_route = np.where(switch, other, d.route)
+        rprop = np.where(switch, 0.2 / np.maximum(n_el - 1, 1), np.where(n_el > 1, 0.8, 1.0))
+        r = self._pending(
+            base, rnd, d.ts + full, pol.K_RETRY, pol.P_RANDOM, route=new_route, prop=1.0
+        )
+        r["delay_prop"] = dprop[rnd]
+        r["route_prop"] = rprop[rnd]
+        return [r]
 
     def _advice(self, mac: int) -> tuple[str, int]:
         if mac == 0:
@@ -592,6 +632,9 @@ class _Sim:
 
     # -- the guardrail, in time order ---------------------------------------------------------
     def _validate(self, parts: list[dict[str, npt.NDArray[np.generic]]]) -> None:
+        """File a chunk's attempts in the ledger in time order, asking the guardrail about every
+        reattempt first: a compliant policy's denied reattempt is dropped with its descendants,
+        a legacy one is sent and flagged."""
         rows = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         order = np.lexsort((rows["gid"], rows["ts_s"]))
         rows = {k: v[order] for k, v in rows.items()}
@@ -599,11 +642,43 @@ class _Sim:
         keep = np.ones(n, dtype=np.bool_)
         allowed = np.ones(n, dtype=np.bool_)
         rule = np.full(n, "", dtype=object)
+        cols = self._ledger_columns(rows)
+        for i in range(n):
+            if cols["parent"][i] in self.dropped:
+                keep[i] = False
+                self.dropped.add(cols["gid"][i])
+                continue
+            at = self.start + dt.timedelta(seconds=cols["ts"][i])
+            key = cols["key"][i]
+            ckey = self.card_keys[cols["card"][i]]
+            mid = self.merchant_ids[cols["merchant"][i]]
+            verdict = self._check(cols, i, at=at, key=key, ckey=ckey, mid=mid)
+            if verdict is not None and not verdict.allowed:
+                if cols["policy"][i] != pol.P_LEGACY:
+                    keep[i] = False
+                    self._drop(cols, i, verdict.rule or "")
+                    continue
+                allowed[i] = False
+                rule[i] = verdict.rule or ""
+            self.ledger.file(key, _ledger_row(cols, i, at=at, ckey=ckey, mid=mid))
+        if self.dropped and self.pending["ts_s"].size:
+            gone = np.fromiter(self.dropped, np.int64)
+            alive = ~np.isin(self.pending["parent"].astype(np.int64), gone)
+            self.pending = _take(self.pending, alive)
+        kept = {k: v[keep] for k, v in rows.items()}
+        kept["guardrail_allowed"] = allowed[keep]
+        kept["guardrail_rule"] = rule[keep]
+        self.log.add(**kept)
+        self._remember_declines(kept)
+
+    def _ledger_columns(self, rows: dict[str, npt.NDArray[np.generic]]) -> dict[str, list[Any]]:
+        """The rows' fields the ledger and the guardrail read, as Python lists (the loop over
+        them is per row)."""
         p, cards = self.p, self.w.cards
         pay_a = rows["payment"].astype(np.int64)
         card_a = rows["card"].astype(np.int64)
         merchant_a = p.merchant[pay_a]
-        cols = {
+        return {
             "parent": rows["parent"].astype(np.int64).tolist(),
             "gid": rows["gid"].astype(np.int64).tolist(),
             "pay": pay_a.tolist(),
@@ -626,85 +701,142 @@ class _Sim:
             "country": self.country_codes[cards.country[card_a]].tolist(),
             "three_ds": rows["three_ds"].astype(np.bool_).tolist(),
         }
-        start = self.start
-        for i in range(n):
-            if cols["parent"][i] in self.dropped:
-                keep[i] = False
-                self.dropped.add(cols["gid"][i])
-                continue
-            pay = cols["pay"][i]
-            card = cols["card"][i]
-            at = start + dt.timedelta(seconds=cols["ts"][i])
-            kind = cols["kind"][i]
-            key = cols["key"][i]
-            ckey = self.card_keys[card]
-            mid = self.merchant_ids[cols["merchant"][i]]
-            if kind in _KIND_ACTION:
-                self.checks += 1
-                verdict = self.ledger.check(
-                    key,
-                    ckey,
-                    mid,
-                    Request(
-                        kind=_KIND_ACTION[kind],
-                        at=at,
-                        route=cols["route"][i],
-                        amount_minor=cols["amount"][i],
-                        currency=cols["currency"][i],
-                        credential_changed=cols["changed"][i],
-                        customer_in_session=cols["session"][i],
-                        is_mit=cols["mit"][i],
-                    ),
-                )
-                if not verdict.allowed:
-                    if cols["policy"][i] != pol.P_LEGACY:
-                        keep[i] = False
-                        self.dropped.add(cols["gid"][i])
-                        self.dropped_compliant += 1
-                        reason = (
-                            pol.POLICIES[cols["policy"][i]],
-                            pol.KINDS[kind],
-                            verdict.rule or "",
-                        )
-                        self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + 1
-                        continue
-                    allowed[i] = False
-                    rule[i] = verdict.rule or ""
-            self.ledger.file(
-                key,
-                (
-                    at,
-                    ckey,
-                    mid,
-                    cols["amount"][i],
-                    cols["currency"][i],
-                    cols["network"][i],
-                    cols["code"][i],
-                    cols["mac"][i],
-                    cols["approved"][i],
-                    cols["route"][i],
-                    False,
-                    cols["mit"][i],
-                    cols["country"][i],
-                    cols["changed"][i],
-                    cols["three_ds"][i],
-                    f"PAY{pay:08d}",
-                ),
-            )
-        if self.dropped and self.pending["ts_s"].size:
-            gone = np.fromiter(self.dropped, np.int64)
-            alive = ~np.isin(self.pending["parent"].astype(np.int64), gone)
-            self.pending = _take(self.pending, alive)
-        kept = {k: v[keep] for k, v in rows.items()}
-        kept["guardrail_allowed"] = allowed[keep]
-        kept["guardrail_rule"] = rule[keep]
-        self.log.add(**kept)
+
+    def _check(
+        self, cols: dict[str, list[Any]], i: int, *, at: dt.datetime, key: int, ckey: str, mid: str
+    ) -> Verdict | None:
+        """The guardrail's verdict on row ``i`` when it is a reattempt, else None."""
+        kind = cols["kind"][i]
+        if kind not in _KIND_ACTION:
+            return None
+        self.checks += 1
+        return self.ledger.check(
+            key,
+            ckey,
+            mid,
+            Request(
+                kind=_KIND_ACTION[kind],
+                at=at,
+                route=cols["route"][i],
+                amount_minor=cols["amount"][i],
+                currency=cols["currency"][i],
+                credential_changed=cols["changed"][i],
+                customer_in_session=cols["session"][i],
+                is_mit=cols["mit"][i],
+            ),
+        )
+
+    def _drop(self, cols: dict[str, list[Any]], i: int, rule: str) -> None:
+        """A compliant policy's reattempt the guardrail denied: never sent, nor what follows it."""
+        self.dropped.add(cols["gid"][i])
+        self.dropped_compliant += 1
+        reason = (pol.POLICIES[cols["policy"][i]], pol.KINDS[cols["kind"][i]], rule)
+        self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + 1
+
+    def _remember_declines(self, kept: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Keep the declines the issuer's 24-hour velocity can still see."""
         dec = ~kept["approved"].astype(np.bool_)
         cutoff = int(kept["ts_s"].max()) - DAY_S if kept["ts_s"].size else 0
         self.recent_card = np.concatenate([self.recent_card, kept["card"][dec].astype(np.int64)])
         self.recent_ts = np.concatenate([self.recent_ts, kept["ts_s"][dec].astype(np.int64)])
         young = self.recent_ts >= cutoff - DAY_S
         self.recent_card, self.recent_ts = self.recent_card[young], self.recent_ts[young]
+
+
+@dataclass(frozen=True, slots=True)
+class _Declines:
+    """The declined attempts of a batch, one row each, with what the policies decide on."""
+
+    pay: I64
+    ts: I64
+    card: I64
+    merchant: I64
+    route: I64
+    kind: I64
+    att: I64  # attempt number
+    code: I64  # index into CODES
+    fam: I64  # payments-core Family value of the code
+    mac_act: npt.NDArray[np.str_]  # the advice code's action: "", "never", "update" or "after"
+    mac_wait: I64  # the advice code's wait, seconds
+    cit: B
+    testing: B
+    policy: I64  # the merchant's retry policy, index into RETRY_POLICIES
+    india: B  # India-issued: no automated retry, no cascade (country carve-out)
+    after_sca: B  # the payment met an SCA soft decline
+    u: F64  # (6, n) uniforms
+
+    @property
+    def size(self) -> int:
+        return int(self.pay.size)
+
+    @property
+    def legacy(self) -> B:
+        return np.asarray((self.policy == 2) & ~self.cit)
+
+
+def _inherited(
+    rows: dict[str, npt.NDArray[np.generic]], declined: I64
+) -> dict[str, npt.NDArray[np.generic]]:
+    """The pending fields a reattempt inherits from its declined parent."""
+    n = declined.size
+    return {
+        "payment": rows["payment"][declined].astype(np.int64),
+        "parent": rows["gid"][declined],
+        "attempt_no": rows["attempt_no"][declined].astype(np.int64) + 1,
+        "card": rows["card"][declined].astype(np.int64),
+        "u_prev": rows["u"][declined],
+        "ts_prev": rows["ts_s"][declined].astype(np.int64),
+        "changed": np.zeros(n, dtype=np.bool_),
+        "in_session": np.zeros(n, dtype=np.bool_),
+        "three_ds": rows["three_ds"][declined].astype(np.bool_),
+        "fixed_cvv": rows["fixed_cvv"][declined].astype(np.bool_),
+        "route": rows["route"][declined].astype(np.int64),
+        "route_prop": np.ones(n),
+        "delay_prop": np.ones(n),
+    }
+
+
+def _decision_columns(d: Decision) -> dict[str, npt.NDArray[np.generic]]:
+    return {
+        "code": d.code,
+        "mac": d.mac,
+        "approved": d.approved,
+        "family": d.family,
+        "p_true": d.p_true,
+        "u": d.u,
+        "network_token": d.network_token,
+        "is_local": d.is_local,
+        "acquirer_country": np.array(d.acquirer_country, dtype=object),
+        "latency_ms": d.latency_ms,
+        "balance_usd": d.balance_usd,
+        "next_funding_s": d.next_funding_s,
+        "cvv_result": np.array(d.cvv_result, dtype=object),
+        "avs_result": np.array(d.avs_result, dtype=object),
+    }
+
+
+def _ledger_row(
+    cols: dict[str, list[Any]], i: int, *, at: dt.datetime, ckey: str, mid: str
+) -> tuple[object, ...]:
+    """Row ``i`` as the ledger files it: guardrail.Attempt's fields in declaration order."""
+    return (
+        at,
+        ckey,
+        mid,
+        cols["amount"][i],
+        cols["currency"][i],
+        cols["network"][i],
+        cols["code"][i],
+        cols["mac"][i],
+        cols["approved"][i],
+        cols["route"][i],
+        False,
+        cols["mit"][i],
+        cols["country"][i],
+        cols["changed"][i],
+        cols["three_ds"][i],
+        f"PAY{cols['pay'][i]:08d}",
+    )
 
 
 def _take(d: dict[str, npt.NDArray[np.generic]], mask: B) -> dict[str, npt.NDArray[np.generic]]:

@@ -1,5 +1,5 @@
-"""The synthetic world: every entity of reference/payments.md §8.2 sampled once from one seeded
-generator, plus the rules and route tables of the payments core it runs under."""
+"""The synthetic world: every entity of docs/generator.md, "Entities", sampled once from one
+seeded generator, plus the rules and route tables of the payments core it runs under."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from forestgate.payments.codes import ResponseCodes
 from forestgate.payments.economics import RouteTable
 from forestgate.payments.guardrail import Rules
 from forestgate.payments.money import ExchangeRates
-from forestgate.training import countries
-from forestgate.training.cards import Cards, sample_cards
-from forestgate.training.horizon import Horizon, PaydayCalendar
-from forestgate.training.issuers import Bins, Issuers, sample_bins, sample_issuers
-from forestgate.training.merchants import Merchants, sample_merchants
-from forestgate.training.presets import Preset
-from forestgate.training.routes import Routes, build_routes
+from forestgate.training.generator import countries
+from forestgate.training.generator.cards import Cards, sample_cards
+from forestgate.training.generator.horizon import Horizon, PaydayCalendar
+from forestgate.training.generator.issuers import Bins, Issuers, sample_bins, sample_issuers
+from forestgate.training.generator.merchants import Merchants, sample_merchants
+from forestgate.training.generator.presets import Preset
+from forestgate.training.generator.routes import Routes, build_routes
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """The simulated time span: seconds since its start, local calendar fields, and the payday
-calendar of every pay cycle (reference/payments.md §8.3, §3.4).
+calendar of every pay cycle (docs/generator.md, "Time and arrivals" and "Pay cycles").
 
 Time inside the generator is int64 seconds since the horizon's first midnight UTC; local fields
 use each country's fixed UTC offset (no daylight saving: one hour of skew changes no result).
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training.countries import PAY_CYCLES
+from forestgate.training.generator.countries import PAY_CYCLES
 
 DAY_S = 86_400
 HOUR_S = 3_600

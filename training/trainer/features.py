@@ -1,6 +1,6 @@
-"""The feature extractor: runs the SQL of training/sql on DuckDB over a generated data directory
-and returns the approval, retry and candidate tables, every feature as payments/features.py
-defines it (tests/features checks the two agree row by row).
+"""The feature extractor: runs the SQL of training/trainer/sql on DuckDB over a generated data
+directory and returns the approval, retry and candidate tables, every feature as
+payments/features.py defines it (tests/features checks the two agree row by row).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from forestgate.errors import InvalidInput
 from forestgate.payments import features as pf
 from forestgate.payments.codes import ResponseCodes
 from forestgate.payments.routetable import RouteTable
-from forestgate.training import policy
+from forestgate.training.generator import policy
 
-# Read by training/sql; every other column of the files is ignored.
+# Read by training/trainer/sql; every other column of the files is ignored.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "attempts.parquet": (
         *("attempt_id", "payment_id", "parent_attempt_id", "attempt_no", "is_retry"),
@@ -134,7 +134,7 @@ def extract(data_dir: Path, *, candidates_from: dt.datetime | None = None) -> Fe
 
 
 def utc_offsets(data_dir: Path) -> dict[str, int]:
-    """Each country's UTC offset in seconds as training/sql/offsets.sql infers it from the log."""
+    """Each country's UTC offset in seconds as sql/offsets.sql infers it from the log."""
     check_inputs(data_dir)
     with _connect(Path(data_dir)) as con:
         _execute(con, _sql("offsets.sql"))
@@ -281,7 +281,7 @@ def _execute(con: duckdb.DuckDBPyConnection, script: str) -> None:
 
 
 def _sql(file: str, /, **params: str) -> str:
-    text = resources.files("forestgate.training").joinpath("sql", file).read_text()
+    text = resources.files("forestgate.training.trainer").joinpath("sql", file).read_text()
     return text.format(**params) if params else text
 
 

@@ -1,5 +1,6 @@
 """The policy view on held-out time: the model's routing and retry decisions replayed against the
-logging policy, the generator's oracle and a fixed retry schedule (reference/payments.md §10.2).
+logging policy, the generator's oracle and a fixed retry schedule (docs/evaluation.md, "Business
+metrics").
 
 Routing is judged with the generator's true approval probability of every eligible route, so
 its numbers are expectations, not one noisy draw. Retries are judged off-policy: only the
@@ -26,11 +27,11 @@ from forestgate.payments.action import Action, ActionKind
 from forestgate.payments.economics import RouteTable
 from forestgate.payments.guardrail import Rules, check
 from forestgate.payments.history import Attempt, History, card_key
-from forestgate.training import countries
-from forestgate.training.horizon import DAY_S
-from forestgate.training.ledger import memoised
-from forestgate.training.routes import attempt_costs, build_routes
-from forestgate.training.world import exchange_rates
+from forestgate.training.generator import countries
+from forestgate.training.generator.horizon import DAY_S
+from forestgate.training.generator.ledger import memoised
+from forestgate.training.generator.routes import attempt_costs, build_routes
+from forestgate.training.generator.world import exchange_rates
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -300,17 +301,7 @@ def retries(
         allowed[i] = check(_retry(last, int(delay[i])), history, rules, last["at"]).allowed
     worth = p_model * value_usd * (1 - DISCOUNT_PER_DAY) ** (delay / DAY_S) - attempt_usd
     worth = np.where(allowed, worth, -np.inf)
-    decisions = np.unique(parent)
-    model_pick: dict[int, int] = {}
-    fixed_pick: dict[int, int] = {}
-    for d in decisions.tolist():
-        rows = np.flatnonzero(parent == d)
-        best = rows[np.argmax(worth[rows])]
-        if worth[best] > 0:
-            model_pick[d] = int(best)
-        fixed = rows[allowed[rows] & (delay[rows] >= FIXED_FIRST_RETRY_S)]
-        if fixed.size:
-            fixed_pick[d] = int(fixed[np.argmin(delay[fixed])])
+    model_pick, fixed_pick = _retry_picks(parent, delay, worth=worth, allowed=allowed)
     # The plan is checked again, action by action, against the rule file as loaded (the filter
     # above used a memoised code table for speed): any disagreement is a violation.
     fresh = Rules.load()
@@ -320,36 +311,71 @@ def retries(
         violations += not check(_retry(last, int(delay[row])), history, fresh, last["at"]).allowed
     logged_row = {int(parent[i]): int(i) for i in np.flatnonzero(logged)}
     fam_of = {int(parent[i]): str(family[i]) for i in range(parent.size)}
-    outcomes = []
     policies = {"model": model_pick, "fixed 1 d": fixed_pick}
     policies["logging policy (randomised)"] = dict(logged_row)
     families = ["all", *sorted(set(fam_of.values()))]
+    outcomes = []
     for name, picks in policies.items():
         for fam in families:
-            ds = [d for d in logged_row if fam in ("all", fam_of[d])]
-            if not ds:
-                continue
-            match = np.array([picks.get(d) == logged_row[d] for d in ds])
-            y = np.array([bool(label[logged_row[d]]) for d in ds])
-            pi = np.array([float(prop[logged_row[d]]) for d in ds])
-            # The logging policy is judged on-policy (weight 1); the others by importance weights.
-            on_policy = name.startswith("logging")
-            w = np.where(match, 1.0 if on_policy else 1.0 / np.maximum(pi, 1e-6), 0.0)
-            outcomes.append(
-                RetryOutcome(
-                    policy=name,
-                    family=fam,
-                    decisions=len(ds),
-                    retried_share=float(np.mean([d in picks for d in ds])),
-                    recovery_ips=float((w * y).sum() / len(ds)),
-                    recovery_snips=float((w * y).sum() / w.sum()) if w.sum() > 0 else float("nan"),
-                    matched=int(match.sum()),
-                    effective_sample_size=float(w.sum() ** 2 / max((w**2).sum(), 1e-12)),
-                )
+            outcome = _retry_outcome(
+                name, picks, fam=fam, logged_row=logged_row, fam_of=fam_of, label=label, prop=prop
             )
+            if outcome is not None:
+                outcomes.append(outcome)
     return RetryReplay(
         outcomes=outcomes,
         guardrail_denied_candidates=int((~allowed).sum()),
         guardrail_violations=int(violations),
         checked=len(model_pick),
+    )
+
+
+def _retry_picks(
+    parent: I64, delay: I64, *, worth: F64, allowed: B
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Per decline, the candidate row the model would send (only when it is worth it) and the
+    fixed schedule's (the first allowed delay of at least a day)."""
+    model_pick: dict[int, int] = {}
+    fixed_pick: dict[int, int] = {}
+    for d in np.unique(parent).tolist():
+        rows = np.flatnonzero(parent == d)
+        best = rows[np.argmax(worth[rows])]
+        if worth[best] > 0:
+            model_pick[d] = int(best)
+        fixed = rows[allowed[rows] & (delay[rows] >= FIXED_FIRST_RETRY_S)]
+        if fixed.size:
+            fixed_pick[d] = int(fixed[np.argmin(delay[fixed])])
+    return model_pick, fixed_pick
+
+
+def _retry_outcome(
+    name: str,
+    picks: dict[int, int],
+    *,
+    fam: str,
+    logged_row: dict[int, int],
+    fam_of: dict[int, str],
+    label: npt.NDArray[np.generic],
+    prop: npt.NDArray[np.generic],
+) -> RetryOutcome | None:
+    """One policy's recovery on the logged decisions of one decline family ("all": every one),
+    or None when the family has none."""
+    ds = [d for d in logged_row if fam in ("all", fam_of[d])]
+    if not ds:
+        return None
+    match = np.array([picks.get(d) == logged_row[d] for d in ds])
+    y = np.array([bool(label[logged_row[d]]) for d in ds])
+    pi = np.array([float(prop[logged_row[d]]) for d in ds])
+    # The logging policy is judged on-policy (weight 1); the others by importance weights.
+    on_policy = name.startswith("logging")
+    w = np.where(match, 1.0 if on_policy else 1.0 / np.maximum(pi, 1e-6), 0.0)
+    return RetryOutcome(
+        policy=name,
+        family=fam,
+        decisions=len(ds),
+        retried_share=float(np.mean([d in picks for d in ds])),
+        recovery_ips=float((w * y).sum() / len(ds)),
+        recovery_snips=float((w * y).sum() / w.sum()) if w.sum() > 0 else float("nan"),
+        matched=int(match.sum()),
+        effective_sample_size=float(w.sum() ** 2 / max((w**2).sum(), 1e-12)),
     )

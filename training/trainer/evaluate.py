@@ -1,5 +1,5 @@
 """Predictive quality of a probability model: ranking, calibration and the cost-weighted
-break-even threshold (reference/payments.md §10.1 and §10.3).
+break-even threshold (docs/evaluation.md, "Predictive quality" and "Cost-weighted threshold").
 
 Every function takes plain arrays (labels, probabilities, optional weights) so the same numbers
 back the report, the manifest's training metrics and the tests.
@@ -17,7 +17,7 @@ from sklearn import metrics
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
-ECE_BINS = 15  # equal-mass bins, as §10.1 suggests (15-20)
+ECE_BINS = 15  # equal-mass bins, as docs/evaluation.md, "Predictive quality" suggests (15-20)
 _EPS = 1e-12
 
 
@@ -94,7 +94,8 @@ def quality(y: object, p: object, w: object | None = None) -> Quality:
 
 @dataclass(frozen=True, slots=True)
 class BreakEven:
-    """Attempt iff p > t_i = cost_i / net_value_i, each row with its own money (§10.3)."""
+    """Attempt iff p > t_i = cost_i / net_value_i, each row with its own money (docs/evaluation.md,
+    "Cost-weighted threshold")."""
 
     rows: int
     scale: float

@@ -1,5 +1,5 @@
 """Issuers and their BINs: latent strictness, cross-border penalty, generic-code masking, advice
-code support, token and 3DS stance, outage episodes (reference/payments.md §8.2).
+code support, token and 3DS stance, outage episodes (docs/generator.md, "Entities").
 
 Everything here except the identifiers and the BIN attributes is ground truth: the issuers table
 keeps the latent parameters and is written on the truth side.
@@ -15,8 +15,8 @@ import numpy.typing as npt
 # The label vocabularies are the feature definitions', so a generated label and its feature code
 # cannot drift apart.
 from forestgate.payments.features import TIERS
-from forestgate.training import countries
-from forestgate.training.episodes import Episodes
+from forestgate.training.generator import countries
+from forestgate.training.generator.episodes import Episodes
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -98,7 +98,7 @@ def sample_issuers(rng: np.random.Generator, *, count: int, horizon_s: int) -> I
         exemption_accept=rng.uniform(0.8, 0.97, n),
         us_3ds_penalty=np.where(us, rng.uniform(0.1, 0.6, n), 0.0),
         suspicion_half_life_s=rng.uniform(1.0, 3.0, n) * 86_400.0,
-        # About one episode a month, 40 minutes on average (§8.2).
+        # About one episode a month, 40 minutes on average (docs/generator.md, "Entities").
         outages=Episodes.sample(
             rng, entities=n, horizon_s=horizon_s, rate_per_day=1 / 30, mean_duration_s=2_400.0
         ),

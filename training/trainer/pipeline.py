@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 
 from forestgate.errors import InvalidInput
 from forestgate.payments.features import APPROVAL_FEATURES, RETRY_FEATURES
-from forestgate.training import calibrate, evaluate, features, publish, replay, train
 from forestgate.training.directories import directory, writable
-from forestgate.training.presets import preset as check_preset
-from forestgate.training.presets import seed as check_seed
+from forestgate.training.generator.presets import preset as check_preset
+from forestgate.training.generator.presets import seed as check_seed
+from forestgate.training.trainer import calibrate, evaluate, features, publish, replay, train
 
 F64 = npt.NDArray[np.float64]
 # The break-even threshold and multiples of it, to show what moving away from it costs.
@@ -113,8 +113,8 @@ class RunResult:
 def _prepare_data(request: Request, log: Log) -> bool:
     """Generate into an empty (or missing) data directory; otherwise check what is there."""
     if not request.data.exists() or not any(request.data.iterdir()):
-        from forestgate.training.generate import generate
-        from forestgate.training.generate import validate as gen_validate
+        from forestgate.training.generator.generate import generate
+        from forestgate.training.generator.generate import validate as gen_validate
 
         log(f"generating the {request.preset} preset (seed {request.seed}) into {request.data}")
         generate(gen_validate(request.preset, request.seed, request.data))
@@ -264,46 +264,12 @@ def run(request: Request, log: Log = print) -> RunResult:
     t = lap("train", t)
 
     test_mask = split.masks(approval_data.day)["test"]
-    test_rows = tables.approval.filter(pa.array(test_mask))
-    money = replay.money(
-        request.data,
-        pa.table({
-            "attempt_id": test_rows.column("attempt_id"),
-            "route_id": test_rows.column("route_id"),
-            "logged": pa.array(np.ones(test_rows.num_rows, dtype=np.bool_)),
-        }),
-    )  # fmt: skip
-    p_test = approval.choice.calibration.apply(
-        approval.selection.kept.predict(approval_data.x[test_mask])
-    )
-    y_test = approval_data.y[test_mask]
-    break_even = [
-        evaluate.break_even(
-            y_test, p_test, net_value=money.margin_usd, attempt_cost=money.attempt_usd, scale=s
-        )
-        for s in THRESHOLD_SCALES
-    ]
+    break_even = _break_even(request.data, tables.approval, approval, approval_data, test_mask)
     routing = replay.routing(
         request.data, tables.route_candidates,
         _score(approval, approval_data, tables.route_candidates),
     )  # fmt: skip
-    rc = tables.retry_candidates
-    retry_money = replay.money(
-        request.data,
-        pa.table({
-            "attempt_id": rc.column("parent_attempt_id"),
-            "route_id": rc.column("route_id"),
-            "logged": rc.column("logged"),
-        }),
-    )  # fmt: skip
-    retries = replay.retries(
-        request.data, rc, _score(retry, retry_data, rc),
-        value_usd=retry_money.margin_usd, attempt_usd=retry_money.attempt_usd,
-    )  # fmt: skip
-    if retries.guardrail_violations:
-        raise RuntimeError(
-            f"the retry policy chose {retries.guardrail_violations} retries the guardrail denies"
-        )
+    retries = _retry_replay(request.data, tables.retry_candidates, retry, retry_data)
     final = _final_approval(tables.approval, test_mask, routing, retries)
     t = lap("evaluate", t)
 
@@ -314,7 +280,7 @@ def run(request: Request, log: Log = print) -> RunResult:
     )  # fmt: skip
     publish.compile_bundles(result, {"approval": approval_data, "retry": retry_data}, log)
     t = lap("compile", t)
-    from forestgate.training import report
+    from forestgate.training.trainer import report
 
     result.report_dir = report.write(result, request.report / request.run)
     lap("report", t)
@@ -322,3 +288,53 @@ def run(request: Request, log: Log = print) -> RunResult:
     (result.report_dir / "seconds.json").write_text(json.dumps(seconds, indent=2) + "\n")
     publish.log_mlflow(result, log)
     return result
+
+
+def _break_even(
+    data: Path, approval_table: pa.Table, approval: ModelRun, approval_data: train.Dataset,
+    test_mask: npt.NDArray[np.bool_],
+) -> list[evaluate.BreakEven]:  # fmt: skip
+    """The break-even threshold on the test period, and multiples of it, each attempt with the
+    money of its logged route."""
+    test_rows = approval_table.filter(pa.array(test_mask))
+    money = replay.money(
+        data,
+        pa.table({
+            "attempt_id": test_rows.column("attempt_id"),
+            "route_id": test_rows.column("route_id"),
+            "logged": pa.array(np.ones(test_rows.num_rows, dtype=np.bool_)),
+        }),
+    )  # fmt: skip
+    p_test = approval.choice.calibration.apply(
+        approval.selection.kept.predict(approval_data.x[test_mask])
+    )
+    y_test = approval_data.y[test_mask]
+    return [
+        evaluate.break_even(
+            y_test, p_test, net_value=money.margin_usd, attempt_cost=money.attempt_usd, scale=s
+        )
+        for s in THRESHOLD_SCALES
+    ]
+
+
+def _retry_replay(
+    data: Path, candidates: pa.Table, retry: ModelRun, retry_data: train.Dataset
+) -> replay.RetryReplay:
+    """The retry policy replayed off-policy; a retry the guardrail denies fails the run."""
+    retry_money = replay.money(
+        data,
+        pa.table({
+            "attempt_id": candidates.column("parent_attempt_id"),
+            "route_id": candidates.column("route_id"),
+            "logged": candidates.column("logged"),
+        }),
+    )  # fmt: skip
+    retries = replay.retries(
+        data, candidates, _score(retry, retry_data, candidates),
+        value_usd=retry_money.margin_usd, attempt_usd=retry_money.attempt_usd,
+    )  # fmt: skip
+    if retries.guardrail_violations:
+        raise RuntimeError(
+            f"the retry policy chose {retries.guardrail_violations} retries the guardrail denies"
+        )
+    return retries

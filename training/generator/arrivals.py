@@ -1,21 +1,23 @@
 """Payments arriving at the platform: when, at which merchant, with which card, channel, amount,
-authentication and latent fraud (reference/payments.md §8.3-§8.5). One row per payment; its
-first authorization attempt is routed and decided by the simulation.
+authentication and latent fraud (docs/generator.md, "Time and arrivals", "Transaction
+attributes" and "Fraud"). One row per payment; its first authorization attempt is routed and
+decided by the simulation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training import countries
-from forestgate.training.cards import NEVER
-from forestgate.training.horizon import DAY_S, HOUR_S
-from forestgate.training.merchants import MCCS
-from forestgate.training.scenarios import Scenarios
-from forestgate.training.world import World
+from forestgate.training.generator import countries
+from forestgate.training.generator.cards import NEVER
+from forestgate.training.generator.horizon import DAY_S, HOUR_S
+from forestgate.training.generator.merchants import MCCS
+from forestgate.training.generator.scenarios import Scenarios
+from forestgate.training.generator.world import World
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -23,10 +25,10 @@ B = npt.NDArray[np.bool_]
 
 ECOM, INAPP, RECURRING, UNSCHEDULED, MOTO = range(5)
 
-# Channel mix of §8.4: e-commerce CIT 55 %, in-app 15 %, recurring MIT 20 %, unscheduled 7 %,
-# MOTO 3 %.
+# Channel mix (docs/generator.md, "Transaction attributes"): e-commerce CIT 55 %, in-app 15 %,
+# recurring MIT 20 %, unscheduled 7 %, MOTO 3 %.
 _MIX = {ECOM: 0.55, INAPP: 0.15, RECURRING: 0.20, UNSCHEDULED: 0.07, MOTO: 0.03}
-# Cross-border share of customer-initiated volume (§8.3).
+# Cross-border share of customer-initiated volume (docs/generator.md, "Time and arrivals").
 _XB_SHARE = 0.36
 # Local-time diurnal curve, low 02-06.
 _DIURNAL = np.array(
@@ -284,26 +286,78 @@ def _card_testing(
 
 
 def _finish(
-    rng: np.random.Generator,
-    world: World,
-    scenarios: Scenarios,
-    raw: dict[str, npt.NDArray[np.generic]],
+    rng: np.random.Generator, world: World, scenarios: Scenarios, raw: dict[str, npt.NDArray[Any]]
 ) -> Payments:
-    cards, m = world.cards, world.merchants
     order = np.argsort(raw["ts_s"], kind="stable")
     r = {k: v[order] for k, v in raw.items()}
-    n = order.size
-    ts: I64 = r["ts_s"].astype(np.int64)
-    merchant: I64 = r["merchant"].astype(np.int64)
-    holder: I64 = r["holder"].astype(np.int64)
-    channel: I64 = r["channel"].astype(np.int64)
-    cof_type: I64 = r["cof_type"].astype(np.int64)
+    ts, merchant, holder = (r[k].astype(np.int64) for k in ("ts_s", "merchant", "holder"))
+    channel, cof_type = r["channel"].astype(np.int64), r["cof_type"].astype(np.int64)
     testing: B = r["card_testing"].astype(np.bool_)
     cit = (channel == ECOM) | (channel == INAPP) | (channel == MOTO)
     stored = cof_type != 0
 
-    # The credential actually sent: a customer uses the reissued card once it arrived; a stored
-    # credential moves to it only when the account updater has seen the reissue.
+    card, stale = _credential(world, ts, holder, cof_type, cit=cit, testing=testing)
+    m_country, c_country = world.merchants.country[merchant], world.cards.country[card]
+    currency, amount_minor, amount_usd = _presentment(
+        world, scenarios, ts=ts, merchant=merchant, c_country=c_country,
+        amount_usd=r["amount_usd"].astype(np.float64),
+    )  # fmt: skip
+    keyed = cit & ~stored
+    # Each step below draws from rng in turn: reordering them changes every later draw.
+    token_intent, cvv_present, avs_provided = _card_data(
+        rng, world, card, channel, keyed=keyed, cit=cit, stored=stored, testing=testing
+    )
+    is_fraud = testing | _fraud(
+        rng, world, merchant, c_country, m_country, token_intent=token_intent, cit=cit
+    )
+    auth = _authentication(
+        rng, world, merchant=merchant, c_country=c_country, m_country=m_country, channel=channel,
+        amount_usd=amount_usd, cit=cit, stored=stored, testing=testing, is_fraud=is_fraud,
+    )  # fmt: skip
+    ip, keyed_typo, cvv_mismatch = _entry_signals(
+        rng, c_country, cvv_present, keyed=keyed, cit=cit, testing=testing, is_fraud=is_fraud
+    )
+    payments = Payments(
+        ts_s=ts,
+        merchant=merchant,
+        card=card.astype(np.int64),
+        holder=holder,
+        channel=channel,
+        cit=cit,
+        cof_type=cof_type,
+        is_initial_cof=r["is_initial_cof"].astype(np.bool_),
+        amount_usd=amount_usd,
+        currency=currency.astype(np.int64),
+        amount_minor=amount_minor,
+        token_intent=token_intent,
+        cvv_present=cvv_present,
+        avs_provided=avs_provided,
+        stored_expiry_stale=stale,
+        three_ds=auth.three_ds,
+        challenge=auth.challenge,
+        exemption=auth.exemption,
+        ip_country=ip.astype(np.int64),
+        is_fraud=is_fraud,
+        keyed_typo=keyed_typo,
+        cvv_mismatch=cvv_mismatch,
+        subscription_cancelled=r["subscription_cancelled"].astype(np.bool_),
+        card_testing=testing,
+        scenario=_scenario_labels(scenarios, ts, currency, cit=cit, testing=testing),
+    )
+    # A failed challenge is abandoned: no authorization is ever sent.
+    return payments.take(np.flatnonzero(~auth.failed))
+
+
+def _credential(
+    world: World, ts: I64, holder: I64, cof_type: I64, *, cit: B, testing: B
+) -> tuple[I64, B]:
+    """The card each payment is sent with, and whether its stored expiry is stale.
+
+    A customer uses the reissued card once it arrived; a stored credential moves to it only when
+    the account updater has seen the reissue.
+    """
+    cards = world.cards
+    stored = cof_type != 0
     repl = cards.replacement[holder]
     has_repl = repl >= 0
     repl_safe = np.maximum(repl, 0)
@@ -317,16 +371,24 @@ def _finish(
         & (ts >= world.horizon.expiry_end_s(cards.expiry_month[card]))
         & (ts < cards.renewal_visible_s[card])
     )
+    return card, stale
 
+
+def _presentment(
+    world: World, scenarios: Scenarios, *, ts: I64, merchant: I64, c_country: I64, amount_usd: F64
+) -> tuple[I64, I64, F64]:
+    """Presentment currency, amount in its minor units, and the USD amount that rounds to.
+
+    Merchants that offer it charge a foreign card in the card's currency; the FX shock scenario
+    moves the rate of its currency from its start.
+    """
+    m = world.merchants
     m_country = m.country[merchant]
-    c_country = cards.country[card]
     cur_of_country = countries.currency_index()
     local_ccy = m.offers_local_currency[merchant] & (m_country != c_country)
     currency = np.where(local_ccy, cur_of_country[c_country], cur_of_country[m_country])
-    amount_usd = r["amount_usd"].astype(np.float64)
     usd_per = countries.usd_per_currency()
-    shock = scenarios.fx_shock_currency
-    shock_idx = countries.CURRENCIES.index(shock)
+    shock_idx = countries.CURRENCIES.index(scenarios.fx_shock_currency)
     rate = usd_per[currency] * np.where(
         (currency == shock_idx) & (ts >= scenarios.by_id("fx_shock_brl").start_s),
         scenarios.fx_shock_factor,
@@ -334,18 +396,46 @@ def _finish(
     )
     exponent = np.where(np.array(countries.CURRENCIES)[currency] == "JPY", 0, 2)
     amount_minor = np.maximum(1, np.round(amount_usd / rate * 10.0**exponent)).astype(np.int64)
-    amount_usd = amount_minor / 10.0**exponent * rate
+    return currency, amount_minor, amount_minor / 10.0**exponent * rate
 
-    keyed = cit & ~stored
-    token_intent = cards.token[card] & (
+
+def _card_data(
+    rng: np.random.Generator,
+    world: World,
+    card: I64,
+    channel: I64,
+    *,
+    keyed: B,
+    cit: B,
+    stored: B,
+    testing: B,
+) -> tuple[B, B, B]:
+    """Whether each payment would use a network token, sends the CVV and provides AVS data."""
+    n = card.size
+    token_intent = world.cards.token[card] & (
         (stored & (rng.random(n) < 0.6)) | ((channel == INAPP) & (rng.random(n) < 0.5))
     )
     token_intent &= ~testing
     cvv_present = keyed & (rng.random(n) < 0.95)
+    c_country = world.cards.country[card]
     avs_region = np.isin(c_country, [countries.INDEX[c] for c in ("US", "CA", "GB")])
     avs_provided = cit & (rng.random(n) < np.where(avs_region, 0.85, 0.25))
+    return token_intent, cvv_present, avs_provided
 
-    # Latent fraud (§8.5): base rate by the card's country, multipliers by merchant and context.
+
+def _fraud(
+    rng: np.random.Generator,
+    world: World,
+    merchant: I64,
+    c_country: I64,
+    m_country: I64,
+    *,
+    token_intent: B,
+    cit: B,
+) -> B:
+    """Latent fraud (docs/generator.md, "Fraud"): base rate by the card's country, multipliers
+    by merchant and context."""
+    m = world.merchants
     region = np.array([countries.COUNTRIES[i].region for i in range(len(countries.CODES))])
     region_mismatch = region[c_country] != region[m_country]
     psd2 = np.isin(c_country, [countries.INDEX[c] for c in countries.PSD2]) & np.isin(
@@ -355,10 +445,36 @@ def _finish(
     mult = m.flag("fraud_mult").astype(np.float64)[merchant] * m.fraud_level[merchant]
     mult = mult * np.where(region_mismatch & ~psd2, 8.0, 1.0)
     mult = mult * np.where(token_intent, 0.7, 1.0) * np.where(cit, 1.0, 0.15)
-    is_fraud = testing | (rng.random(n) < np.minimum(base * mult, 0.5))
+    return np.asarray(rng.random(merchant.size) < np.minimum(base * mult, 0.5))
 
-    # 3DS and SCA exemptions (§8.4, §5): EEA/UK both legs -> 3DS unless an exemption is asked
-    # for (low value below EUR 30, TRA up to EUR 100) or the merchant's set-up skips it.
+
+@dataclass(frozen=True, slots=True)
+class _Authentication:
+    three_ds: B
+    challenge: B
+    failed: B  # a failed challenge: the payment is abandoned before authorization
+    exemption: I64  # index into EXEMPTIONS
+
+
+def _authentication(
+    rng: np.random.Generator,
+    world: World,
+    *,
+    merchant: I64,
+    c_country: I64,
+    m_country: I64,
+    channel: I64,
+    amount_usd: F64,
+    cit: B,
+    stored: B,
+    testing: B,
+    is_fraud: B,
+) -> _Authentication:
+    """3DS and SCA exemptions (docs/generator.md, "Transaction attributes"; docs/payments.md,
+    "SCA and 3DS"): EEA/UK both legs -> 3DS unless an exemption is asked for (low value below
+    EUR 30, TRA up to EUR 100) or the merchant's set-up skips it."""
+    m = world.merchants
+    n = merchant.size
     eur = amount_usd / 1.08
     # The PSP routes EEA/UK cards locally by default, which puts both legs in the EEA: it
     # authenticates every such CIT unless it asks for an exemption.
@@ -388,49 +504,38 @@ def _finish(
     success = np.where(c_country == countries.INDEX["GB"], 0.9, success)
     failed = challenge & (rng.random(n) < np.where(is_fraud, 0.9, 1 - success))
     exemption = np.where(low_value, 1, np.where(tra, 2, 0)).astype(np.int64)
+    return _Authentication(run_3ds, challenge, failed, exemption)
 
+
+def _entry_signals(
+    rng: np.random.Generator,
+    c_country: I64,
+    cvv_present: B,
+    *,
+    keyed: B,
+    cit: B,
+    testing: B,
+    is_fraud: B,
+) -> tuple[I64, B, B]:
+    """The IP country (-1: none, for MITs), a mistyped PAN and a CVV mismatch: fraud travels and
+    mistypes the CVV more often."""
+    n = c_country.size
     ip = np.where(cit, c_country, -1)
     travel = cit & (rng.random(n) < np.where(is_fraud, 0.6, 0.05))
     ip = np.where(travel, rng.integers(0, len(countries.CODES), n), ip)
-
     keyed_typo = keyed & ~testing & (rng.random(n) < 0.005)
     cvv_mismatch = cvv_present & (rng.random(n) < np.where(is_fraud, 0.25, 0.028))
+    return ip, keyed_typo, cvv_mismatch
 
-    scenario = np.full(n, -1, dtype=np.int64)
+
+def _scenario_labels(scenarios: Scenarios, ts: I64, currency: I64, *, cit: B, testing: B) -> I64:
+    """Each payment's scenario (index into ``scenarios.events``), -1 for none."""
+    shock_idx = countries.CURRENCIES.index(scenarios.fx_shock_currency)
+    scenario = np.full(ts.size, -1, dtype=np.int64)
     scenario[testing] = scenarios.index("card_testing")
     for i, e in enumerate(scenarios.events):
         if e.kind == "peak_volume":
             scenario[cit & (ts >= e.start_s) & (ts < e.end_s)] = i
         if e.kind == "fx_shock":
             scenario[(currency == shock_idx) & (ts >= e.start_s) & (scenario < 0)] = i
-
-    # A failed challenge is abandoned: no authorization is ever sent.
-    keep = ~failed
-    payments = Payments(
-        ts_s=ts,
-        merchant=merchant,
-        card=card.astype(np.int64),
-        holder=holder,
-        channel=channel,
-        cit=cit,
-        cof_type=cof_type,
-        is_initial_cof=r["is_initial_cof"].astype(np.bool_),
-        amount_usd=amount_usd,
-        currency=currency.astype(np.int64),
-        amount_minor=amount_minor,
-        token_intent=token_intent,
-        cvv_present=cvv_present,
-        avs_provided=avs_provided,
-        stored_expiry_stale=stale,
-        three_ds=run_3ds,
-        challenge=challenge,
-        exemption=exemption,
-        ip_country=ip.astype(np.int64),
-        is_fraud=is_fraud,
-        keyed_typo=keyed_typo,
-        cvv_mismatch=cvv_mismatch,
-        subscription_cancelled=r["subscription_cancelled"].astype(np.bool_),
-        card_testing=testing,
-        scenario=scenario,
-    )
-    return payments.take(np.flatnonzero(keep))
+    return scenario

@@ -2,7 +2,7 @@
 is generated.
 
 ``small`` is sized for tests (about 60k attempts in a few seconds); ``default`` is the 1M-attempt
-world of reference/payments.md §8.1. Sizes scale together so per-entity statistics (attempts per
+world of docs/generator.md, "Goals". Sizes scale together so per-entity statistics (attempts per
 card, per merchant, per issuer-route pair) stay comparable between the two.
 """
 

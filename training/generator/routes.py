@@ -1,7 +1,7 @@
 """Acquirer routes of the synthetic world: the platform's route cost table
 (forestgate.payments.economics, payments/routes.yaml) plus the behaviour the table does not
 hold: latency, outages, quality offsets per issuer country, token/MAC/3DS passthrough, go-live
-date (reference/payments.md §8.2, §4.4).
+date (docs/generator.md, "Entities"; docs/payments.md, "Routing").
 
 Costs are computed vectorised with integer arithmetic that reproduces
 ``economics.cost_breakdown`` exactly: basis-point fees round half-up per component, and fixed
@@ -26,8 +26,8 @@ from forestgate.payments.economics import (
 )
 from forestgate.payments.features import BRANDS
 from forestgate.payments.money import ExchangeRates, Money
-from forestgate.training import countries
-from forestgate.training.episodes import Episodes
+from forestgate.training.generator import countries
+from forestgate.training.generator.episodes import Episodes
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -75,8 +75,9 @@ BEHAVIOUR: dict[str, Behaviour] = {
     "D-XB": Behaviour(
         latency_median_ms=520, token_passthrough=False, glitch_rate=0.003, approval_offset=-0.1
     ),
-    # PINless debit: US cards only, no 3DS, a slight approval penalty (§8.2); it goes live on
-    # day 90 of the horizon: the cold-start scenario of §8.11.
+    # PINless debit: US cards only, no 3DS, a slight approval penalty (docs/generator.md,
+    # "Entities"); it goes live on day 90 of the horizon: the cold-start scenario of
+    # docs/generator.md, "Scenarios".
     "E-US-DEBIT": Behaviour(
         latency_median_ms=350,
         token_passthrough=False,
@@ -142,41 +143,7 @@ def build_routes(
     n_c = len(countries.CODES)
     cur = countries.CURRENCIES
     beh = [BEHAVIOUR.get(r.route_id, Behaviour()) for r in routes]
-
-    def fixed_in(route: RouteCost, minor: int) -> list[int]:
-        out = []
-        for target in cur:
-            if minor == 0:
-                out.append(0)
-            elif target == route.settlement_currency:
-                out.append(minor)
-            else:
-                money = Money(minor, route.settlement_currency)
-                out.append(rates.convert(money, target, rounding=COST_ROUNDING).amount_minor)
-        return out
-
-    ic_bps = np.zeros((n, 2, len(CARD_TYPES)), dtype=np.int64)
-    ic_fixed = np.zeros((n, 2, len(CARD_TYPES), len(cur)), dtype=np.int64)
-    sc_bps = np.zeros((n, 2), dtype=np.int64)
-    sc_fixed = np.zeros((n, 2, len(cur)), dtype=np.int64)
-    mk_bps = np.zeros(n, dtype=np.int64)
-    mk_fixed = np.zeros((n, len(cur)), dtype=np.int64)
-    fx_bps = np.zeros(n, dtype=np.int64)
-    att_fixed = np.zeros((n, len(cur)), dtype=np.int64)
-    for i, r in enumerate(routes):
-        for j, rel in enumerate(RELATIONS):
-            for k, ct in enumerate(CARD_TYPES):
-                fee = r.interchange[rel].get(ct)
-                if fee is not None:
-                    ic_bps[i, j, k] = _bps100(fee.bps)
-                    ic_fixed[i, j, k] = fixed_in(r, fee.fixed_minor)
-            sc_bps[i, j] = _bps100(r.scheme_fee[rel].bps)
-            sc_fixed[i, j] = fixed_in(r, r.scheme_fee[rel].fixed_minor)
-        mk_bps[i] = _bps100(r.acquirer_markup.bps)
-        mk_fixed[i] = fixed_in(r, r.acquirer_markup.fixed_minor)
-        fx_bps[i] = _bps100(r.fx_spread_bps)
-        att_fixed[i] = fixed_in(r, r.per_attempt_fee_minor)
-
+    costs = _CostArrays.of(routes, rates)
     local = np.array(
         [[c in r.local_countries for c in countries.CODES] for r in routes], dtype=np.bool_
     )
@@ -187,20 +154,7 @@ def build_routes(
         ],
         dtype=np.bool_,
     )
-    # Per-route outage processes differ; sample each with its own rate and merge.
-    parts = []
-    for i, b in enumerate(beh):
-        ep = Episodes.sample(
-            rng,
-            entities=1,
-            horizon_s=horizon_s,
-            rate_per_day=b.outage_per_day,
-            mean_duration_s=b.outage_mean_s,
-        )
-        parts.append(Episodes.of(ep.key + i, ep.start_s, ep.end_s))
-    outages = parts[0]
-    for p in parts[1:]:
-        outages = outages.merged(p)
+    outages = _outages(rng, beh, horizon_s=horizon_s)
     return Routes(
         table=table,
         ids=tuple(r.route_id for r in routes),
@@ -220,15 +174,88 @@ def build_routes(
         offset_country=rng.normal(0.0, 0.2, (n, n_c)),
         outages=outages,
         settlement_currency=np.array([cur.index(r.settlement_currency) for r in routes]),
-        interchange_bps100=ic_bps,
-        interchange_fixed=ic_fixed,
-        scheme_bps100=sc_bps,
-        scheme_fixed=sc_fixed,
-        markup_bps100=mk_bps,
-        markup_fixed=mk_fixed,
-        fx_bps100=fx_bps,
-        attempt_fixed=att_fixed,
+        interchange_bps100=costs.interchange_bps100,
+        interchange_fixed=costs.interchange_fixed,
+        scheme_bps100=costs.scheme_bps100,
+        scheme_fixed=costs.scheme_fixed,
+        markup_bps100=costs.markup_bps100,
+        markup_fixed=costs.markup_fixed,
+        fx_bps100=costs.fx_bps100,
+        attempt_fixed=costs.attempt_fixed,
     )
+
+
+def _outages(rng: np.random.Generator, beh: list[Behaviour], *, horizon_s: int) -> Episodes:
+    """Outage episodes of every route: each route's process has its own rate, so each is
+    sampled on its own and the results merged."""
+    parts = []
+    for i, b in enumerate(beh):
+        ep = Episodes.sample(
+            rng,
+            entities=1,
+            horizon_s=horizon_s,
+            rate_per_day=b.outage_per_day,
+            mean_duration_s=b.outage_mean_s,
+        )
+        parts.append(Episodes.of(ep.key + i, ep.start_s, ep.end_s))
+    outages = parts[0]
+    for p in parts[1:]:
+        outages = outages.merged(p)
+    return outages
+
+
+@dataclass(frozen=True, slots=True)
+class _CostArrays:
+    """The route table's fees as arrays (see ``Routes`` for the axes)."""
+
+    interchange_bps100: I64
+    interchange_fixed: I64
+    scheme_bps100: I64
+    scheme_fixed: I64
+    markup_bps100: I64
+    markup_fixed: I64
+    fx_bps100: I64
+    attempt_fixed: I64
+
+    @staticmethod
+    def of(routes: list[RouteCost], rates: ExchangeRates) -> _CostArrays:
+        n, n_cur, n_ct = len(routes), len(countries.CURRENCIES), len(CARD_TYPES)
+        ic_bps = np.zeros((n, 2, n_ct), dtype=np.int64)
+        ic_fixed = np.zeros((n, 2, n_ct, n_cur), dtype=np.int64)
+        sc_bps = np.zeros((n, 2), dtype=np.int64)
+        sc_fixed = np.zeros((n, 2, n_cur), dtype=np.int64)
+        mk_bps = np.zeros(n, dtype=np.int64)
+        mk_fixed = np.zeros((n, n_cur), dtype=np.int64)
+        fx_bps = np.zeros(n, dtype=np.int64)
+        att_fixed = np.zeros((n, n_cur), dtype=np.int64)
+        for i, r in enumerate(routes):
+            for j, rel in enumerate(RELATIONS):
+                for k, ct in enumerate(CARD_TYPES):
+                    fee = r.interchange[rel].get(ct)
+                    if fee is not None:
+                        ic_bps[i, j, k] = _bps100(fee.bps)
+                        ic_fixed[i, j, k] = _fixed_in(r, fee.fixed_minor, rates)
+                sc_bps[i, j] = _bps100(r.scheme_fee[rel].bps)
+                sc_fixed[i, j] = _fixed_in(r, r.scheme_fee[rel].fixed_minor, rates)
+            mk_bps[i] = _bps100(r.acquirer_markup.bps)
+            mk_fixed[i] = _fixed_in(r, r.acquirer_markup.fixed_minor, rates)
+            fx_bps[i] = _bps100(r.fx_spread_bps)
+            att_fixed[i] = _fixed_in(r, r.per_attempt_fee_minor, rates)
+        return _CostArrays(ic_bps, ic_fixed, sc_bps, sc_fixed, mk_bps, mk_fixed, fx_bps, att_fixed)
+
+
+def _fixed_in(route: RouteCost, minor: int, rates: ExchangeRates) -> list[int]:
+    """A fixed fee in the route's settlement currency, in every currency of the world."""
+    out = []
+    for target in countries.CURRENCIES:
+        if minor == 0:
+            out.append(0)
+        elif target == route.settlement_currency:
+            out.append(minor)
+        else:
+            money = Money(minor, route.settlement_currency)
+            out.append(rates.convert(money, target, rounding=COST_ROUNDING).amount_minor)
+    return out
 
 
 def bps_fee(amount_minor: I64, bps100: I64) -> I64:

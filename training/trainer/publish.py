@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forestgate.training import train
+from forestgate.training.trainer import train
 
 if TYPE_CHECKING:
-    from forestgate.training.pipeline import ModelRun, RunResult
+    from forestgate.training.trainer.pipeline import ModelRun, RunResult
 
 MODELS = {"approval": "approval", "retry": "retry"}  # model name in the repository per task
 # The rows compile_model adds to its verification sample, and the rows behind the reference

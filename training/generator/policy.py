@@ -1,7 +1,7 @@
-"""Logging (behaviour) policies with recorded propensities (reference/payments.md §8.10):
-incumbent routing with epsilon exploration, cascades on technical declines, SCA step-ups and
-customer retries, and each merchant's retry policy for merchant-initiated declines: a fixed
-compliant schedule, randomised delays, or a legacy policy that breaks the network rules.
+"""Logging (behaviour) policies with recorded propensities (docs/generator.md, "Logging
+policies"): incumbent routing with epsilon exploration, cascades on technical declines, SCA
+step-ups and customer retries, and each merchant's retry policy for merchant-initiated declines:
+a fixed compliant schedule, randomised delays, or a legacy policy that breaks the network rules.
 
 Compliant policies propose only what the guardrail should allow; the simulation still asks
 ``guardrail.check`` before sending and drops anything it denies. The legacy policy never asks.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training.horizon import DAY_S, HOUR_S
-from forestgate.training.routes import Routes
+from forestgate.training.generator.horizon import DAY_S, HOUR_S
+from forestgate.training.generator.routes import Routes
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -31,8 +31,8 @@ K_FIRST, K_RETRY, K_CASCADE, K_3DS, K_CUSTOMER, K_NEW_CARD = range(6)
 POLICIES: tuple[str, ...] = ("", "fixed-v1", "randomized-v1", "legacy", "cascade-v1", "customer")
 P_NONE, P_FIXED, P_RANDOM, P_LEGACY, P_CASCADE, P_CUSTOMER = range(6)
 
-# Randomised-delay grid (§8.10) and its base weights per decline family (feature extraction
-# rebuilds the propensity of every candidate delay from them).
+# Randomised-delay grid (docs/generator.md, "Logging policies") and its base weights per decline
+# family (feature extraction rebuilds the propensity of every candidate delay from them).
 GRID_S = np.array(
     [300, HOUR_S, 6 * HOUR_S, DAY_S, 2 * DAY_S, 3 * DAY_S, 5 * DAY_S, 7 * DAY_S], dtype=np.int64
 )

@@ -1,6 +1,6 @@
 """Merchants: country, MCC and business model, ticket size, margin and pricing, channel mix,
-3DS practice, fraud level and the retry policy each one runs (reference/payments.md §8.2,
-§8.10)."""
+3DS practice, fraud level and the retry policy each one runs (docs/generator.md, "Entities" and
+"Logging policies")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from forestgate.training import countries
+from forestgate.training.generator import countries
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -101,9 +101,10 @@ def sample_merchants(rng: np.random.Generator, *, count: int) -> Merchants:
     )
     pricing = (rng.random(count) < 0.35).astype(np.int64)
     has_mit = mit_share > 0.2
-    # Retry policy (§8.10): a legacy, rule-breaking policy on about 5 % of merchants, all of them
-    # with merchant-initiated traffic so the legacy retries actually happen; the rest split
-    # between a fixed compliant schedule and randomised delays with logged propensities.
+    # Retry policy (docs/generator.md, "Logging policies"): a legacy, rule-breaking policy on
+    # about 5 % of merchants, all of them with merchant-initiated traffic so the legacy retries
+    # actually happen; the rest split between a fixed compliant schedule and randomised delays
+    # with logged propensities.
     policy = np.where(rng.random(count) < 0.5, 0, 1).astype(np.int64)
     n_legacy = max(2, round(0.05 * count))
     candidates = np.flatnonzero(has_mit)
