@@ -43,32 +43,34 @@ def read_schema(path: Path) -> list[Feature]:
         data = data.get("features")
     if not isinstance(data, list) or not data:
         raise CompileError(f"{path}: expected a non-empty 'features' list")
-    features: list[Feature] = []
-    for i, raw in enumerate(data):
-        where = f"{path}: features[{i}]"
-        entry = {"name": raw} if isinstance(raw, str) else raw
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise CompileError(f"{where}: expected a name or a mapping with a string 'name'")
-        unknown = set(entry) - {"name", "type", "min", "max", "description"}
-        if unknown:
-            raise CompileError(f"{where}: unknown field(s) {sorted(unknown)}")
-        kind = entry.get("type", "float")
-        if kind not in FEATURE_TYPES:
-            raise CompileError(f"{where}.type: {kind!r} is not one of {list(FEATURE_TYPES)}")
-        low, high = entry.get("min"), entry.get("max")
-        for key, value in (("min", low), ("max", high)):
-            if value is not None and (
-                not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value)
-            ):
-                raise CompileError(f"{where}.{key}: expected a number, got {value!r}")
-        if low is not None and high is not None and low > high:
-            raise CompileError(f"{where}: min {low} is greater than max {high}")
-        features.append(Feature(entry["name"], kind, low, high))
+    features = [_feature(raw, f"{path}: features[{i}]") for i, raw in enumerate(data)]
     names = [f.name for f in features]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise CompileError(f"{path}: duplicate feature name(s) {duplicates}")
     return features
+
+
+def _feature(raw: object, where: str) -> Feature:
+    """One schema entry: a bare name, or a mapping with name, type, min, max, description."""
+    entry = {"name": raw} if isinstance(raw, str) else raw
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise CompileError(f"{where}: expected a name or a mapping with a string 'name'")
+    unknown = set(entry) - {"name", "type", "min", "max", "description"}
+    if unknown:
+        raise CompileError(f"{where}: unknown field(s) {sorted(unknown)}")
+    kind = entry.get("type", "float")
+    if kind not in FEATURE_TYPES:
+        raise CompileError(f"{where}.type: {kind!r} is not one of {list(FEATURE_TYPES)}")
+    low, high = entry.get("min"), entry.get("max")
+    for key, value in (("min", low), ("max", high)):
+        if value is not None and (
+            not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value)
+        ):
+            raise CompileError(f"{where}.{key}: expected a number, got {value!r}")
+    if low is not None and high is not None and low > high:
+        raise CompileError(f"{where}: min {low} is greater than max {high}")
+    return Feature(entry["name"], kind, low, high)
 
 
 def reconcile(

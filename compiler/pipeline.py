@@ -150,34 +150,21 @@ def _build(
     # with the library's own outputs so `forestgate inspect` and the server re-check them.
     check_rows = np.ascontiguousarray(rows[:SELF_CHECK_ROWS])
     check_out = verify.call_library(library, check_rows, source.output_column)
-    raw_outputs = verify.library_outputs(library)
-    width = int(check_out.shape[1])
     manifest = Manifest(
         name=name,
         version=version,
         task=source.task,
         features=tuple(features),
-        output=OutputSpec(
-            shape=(-1,) if width == 1 else (-1, width),
-            meaning=_meaning(source),
-            classes=None if source.classes is None else tuple(source.classes),
-        ),
+        output=_output(source, width=int(check_out.shape[1])),
         library=LibrarySpec(
-            file=library_file,
+            file=library.name,
             sha256=digest,
             size_bytes=library.stat().st_size,
             entry=ENTRY_POINT,
-            outputs_per_row=raw_outputs,
+            outputs_per_row=verify.library_outputs(library),
             output_column=source.output_column,
         ),
-        source=SourceSpec(
-            framework=source.framework,
-            framework_version=source.framework_version,
-            model_type=source.model_type,
-            objective=source.objective,
-            file=None if source.file is None else os.path.basename(source.file),
-            file_sha256=None if source.file is None else sha256_file(Path(source.file)),
-        ),
+        source=_source(source),
         compiler=CompilerRecord(
             **library_versions(),
             toolchain=gcc,
@@ -192,6 +179,25 @@ def _build(
     )
     (bundle / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
     return manifest, result
+
+
+def _output(source: SourceModel, *, width: int) -> OutputSpec:
+    return OutputSpec(
+        shape=(-1,) if width == 1 else (-1, width),
+        meaning=_meaning(source),
+        classes=None if source.classes is None else tuple(source.classes),
+    )
+
+
+def _source(source: SourceModel) -> SourceSpec:
+    return SourceSpec(
+        framework=source.framework,
+        framework_version=source.framework_version,
+        model_type=source.model_type,
+        objective=source.objective,
+        file=None if source.file is None else os.path.basename(source.file),
+        file_sha256=None if source.file is None else sha256_file(Path(source.file)),
+    )
 
 
 def _model_card(

@@ -13,7 +13,7 @@ quantiles). numpy only: the server reads it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,16 +84,7 @@ class Distribution:
         for key in _DIST_KEYS:
             if key not in data:
                 raise fail(f".{key}", "is missing")
-        count = data["count"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise fail(".count", f"is {count!r}, expected a whole number >= 1")
-        missing = data["missing_share"]
-        if (
-            isinstance(missing, bool)
-            or not isinstance(missing, int | float)
-            or not 0 <= missing <= 1
-        ):
-            raise fail(".missing_share", f"is {missing!r}, expected a share in [0, 1]")
+        count, missing = _counts(data, fail)
         quantiles = None
         if data["quantiles"] is not None:
             quantiles = _numbers(data["quantiles"], f"{field}.quantiles", where)
@@ -101,17 +92,7 @@ class Distribution:
                 raise fail(".quantiles", f"has {quantiles.size} values, expected {levels}")
             if np.any(np.diff(quantiles) < 0):
                 raise fail(".quantiles", "is decreasing somewhere")
-        edges = _numbers(data["bin_edges"], f"{field}.bin_edges", where)
-        if edges.size > levels or np.any(np.diff(edges) <= 0):
-            raise fail(".bin_edges", f"must be strictly increasing, at most {levels} values")
-        shares = _numbers(data["bin_shares"], f"{field}.bin_shares", where)
-        if shares.size != edges.size + 1:
-            raise fail(".bin_shares", f"has {shares.size} values, expected {edges.size + 1}")
-        if np.any((shares < 0) | (shares > 1)):
-            raise fail(".bin_shares", "has a share outside [0, 1]")
-        total = float(shares.sum()) + float(missing)
-        if abs(total - 1.0) > _SHARE_SUM_TOLERANCE:
-            raise fail(".bin_shares", f"and missing_share add up to {total!r}, expected 1")
+        edges, shares = _bins(data, missing, levels=levels, field=field, where=where, fail=fail)
         return cls(
             count=count,
             missing_share=float(missing),
@@ -202,6 +183,36 @@ class Reference:
             raise BundleError(f"{where}: field 'reference.features' repeats a name")
         score = Distribution.from_dict(data.get("score"), "reference.score", where, levels=levels)
         return cls(tuple(names), tuple(features), score, levels)
+
+
+Fail = Callable[[str, str], BundleError]
+
+
+def _counts(data: dict[str, Any], fail: Fail) -> tuple[int, float]:
+    count = data["count"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise fail(".count", f"is {count!r}, expected a whole number >= 1")
+    missing = data["missing_share"]
+    if isinstance(missing, bool) or not isinstance(missing, int | float) or not 0 <= missing <= 1:
+        raise fail(".missing_share", f"is {missing!r}, expected a share in [0, 1]")
+    return count, float(missing)
+
+
+def _bins(
+    data: dict[str, Any], missing: float, *, levels: int, field: str, where: str, fail: Fail
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    edges = _numbers(data["bin_edges"], f"{field}.bin_edges", where)
+    if edges.size > levels or np.any(np.diff(edges) <= 0):
+        raise fail(".bin_edges", f"must be strictly increasing, at most {levels} values")
+    shares = _numbers(data["bin_shares"], f"{field}.bin_shares", where)
+    if shares.size != edges.size + 1:
+        raise fail(".bin_shares", f"has {shares.size} values, expected {edges.size + 1}")
+    if np.any((shares < 0) | (shares > 1)):
+        raise fail(".bin_shares", "has a share outside [0, 1]")
+    total = float(shares.sum()) + missing
+    if abs(total - 1.0) > _SHARE_SUM_TOLERANCE:
+        raise fail(".bin_shares", f"and missing_share add up to {total!r}, expected 1")
+    return edges, shares
 
 
 def psi(expected: Distribution, actual: npt.ArrayLike) -> float:

@@ -353,14 +353,10 @@ class MicroBatcher:
                 await self._loop.run_in_executor(self._executor, self._score, x, y)
         except Exception as exc:
             error = exc
-            for request in taken:
-                if not request.future.done():
-                    request.future.set_exception(exc)
+            _fail(taken, exc)
         except BaseException:
             # Cancelled mid-batch: no result will come, so nobody must be left waiting.
-            for request in taken:
-                if not request.future.done():
-                    request.future.set_exception(Unavailable(f"{self.name}: batcher stopped"))
+            _fail(taken, Unavailable(f"{self.name}: batcher stopped"))
             taken.clear()
             raise
         else:
@@ -371,21 +367,25 @@ class MicroBatcher:
                     request.future.set_result(y[offset:end])
                 offset = end
         if self._observer is not None:
-            formed = self._formed_ns
-            stats = BatchStats(
-                rows=rows,
-                requests=len(taken),
-                queue_wait_ns=[formed - request.enqueued_ns for request in taken],
-                compute_ns=self._clock() - started,
-                formed_ns=formed,
-                contexts=[request.context for request in taken],
-                error=error,
-            )
-            try:
-                self._observer.on_batch(stats)
-            except Exception:
-                self._observer_broke()
+            self._report(rows, self._clock() - started, error)
         taken.clear()
+
+    def _report(self, rows: int, compute_ns: int, error: Exception | None) -> None:
+        assert self._observer is not None
+        taken, formed = self._taken, self._formed_ns
+        stats = BatchStats(
+            rows=rows,
+            requests=len(taken),
+            queue_wait_ns=[formed - request.enqueued_ns for request in taken],
+            compute_ns=compute_ns,
+            formed_ns=formed,
+            contexts=[request.context for request in taken],
+            error=error,
+        )
+        try:
+            self._observer.on_batch(stats)
+        except Exception:
+            self._observer_broke()
 
     def _fail_queued(self) -> None:
         queue = self._queue
@@ -408,6 +408,12 @@ class MicroBatcher:
         if not self._observer_failed:
             self._observer_failed = True
             log.exception("%s: batch observer failed; its later failures are not logged", self.name)
+
+
+def _fail(requests: list[_Request], error: BaseException) -> None:
+    for request in requests:
+        if not request.future.done():
+            request.future.set_exception(error)
 
 
 def _require_int(name: str, value: object, minimum: int, minimum_name: str = "") -> None:

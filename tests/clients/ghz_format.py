@@ -69,6 +69,26 @@ def _str_map(value: Any, where: str, values: type) -> dict[str, Any]:
 def parse(report: dict[str, Any], *, extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
     """Validate a decoded ghz JSON report; returns it. Unknown top-level keys are allowed only
     when named in extra_keys (ghz readers skip them), and only after ghz's own."""
+    _check_keys(report, extra_keys)
+    _check_options(report["options"])
+    count = _int(report["count"], "count")
+    for key in ("total", "average", "fastest", "slowest"):
+        _int(report[key], f"{key} (ns)")
+    _number(report["rps"], "rps")
+    _str_map(report["errorDistribution"], "errorDistribution", int)
+    _check_statuses(report["statusCodeDistribution"], count)
+    if report["latencyDistribution"] is not None:
+        _check_latencies(report["latencyDistribution"])
+    if report["histogram"] is not None:
+        _check_histogram(report["histogram"])
+    if report["details"] is not None:
+        _check_details(report["details"])
+    if "tags" in report:
+        _str_map(report["tags"], "tags", str)
+    return report
+
+
+def _check_keys(report: dict[str, Any], extra_keys: tuple[str, ...]) -> None:
     keys = list(report)
     known = [k for k in keys if k in TOP_LEVEL]
     if known != [k for k in TOP_LEVEL if k in report]:
@@ -83,57 +103,56 @@ def parse(report: dict[str, Any], *, extra_keys: tuple[str, ...] = ()) -> dict[s
         raise FormatError(f"date: not RFC3339: {report['date']!r}")
     if "endReason" in report and report["endReason"] not in ("normal", "cancel", "timeout"):
         raise FormatError(f"endReason: {report['endReason']!r}")
-    options = report["options"]
+
+
+def _check_options(options: Any) -> None:
     if not isinstance(options, dict) or set(options) - OPTION_KEYS:
         raise FormatError(f"options: unknown keys {set(options) - OPTION_KEYS}")
     if OPTION_ALWAYS - set(options):
         raise FormatError(f"options: missing {OPTION_ALWAYS - set(options)}")
     for key in OPTION_NS & set(options):
         _int(options[key], f"options.{key} (ns)")
-    count = _int(report["count"], "count")
-    for key in ("total", "average", "fastest", "slowest"):
-        _int(report[key], f"{key} (ns)")
-    _number(report["rps"], "rps")
-    _str_map(report["errorDistribution"], "errorDistribution", int)
-    statuses = _str_map(report["statusCodeDistribution"], "statusCodeDistribution", int)
+
+
+def _check_statuses(value: Any, count: int) -> None:
+    statuses = _str_map(value, "statusCodeDistribution", int)
     if set(statuses) - GO_STATUS:
         raise FormatError(
             f"statusCodeDistribution: not Go status names: {set(statuses) - GO_STATUS}"
         )
     if sum(statuses.values()) != count:
         raise FormatError("statusCodeDistribution does not add up to count")
-    latencies = report["latencyDistribution"]
-    if latencies is not None:
-        if len(latencies) != len(PERCENTAGES):
-            raise FormatError("latencyDistribution: one entry per percentile 10 ... 99")
-        for expected, entry in zip(PERCENTAGES, latencies, strict=True):
-            if entry.get("percentage") not in (expected, 0):  # ghz writes {0, 0} for a 0 value
-                raise FormatError(f"latencyDistribution: {entry!r} where {expected} was due")
-        for entry in latencies:
-            if list(entry) != ["percentage", "latency"]:
-                raise FormatError(f"latencyDistribution entry keys: {list(entry)}")
-            _int(entry["percentage"], "percentage")
-            _int(entry["latency"], "latency (ns)")
-    histogram = report["histogram"]
-    if histogram is not None:
-        if len(histogram) != 11:
-            raise FormatError("histogram: 11 buckets")
-        for bucket in histogram:
-            if list(bucket) != ["mark", "count", "frequency"]:
-                raise FormatError(f"histogram bucket keys: {list(bucket)}")
-            _number(bucket["mark"], "mark (s)")
-            _int(bucket["count"], "count")
-            _number(bucket["frequency"], "frequency")
-    details = report["details"]
-    if details is not None:
-        for entry in details:
-            if list(entry) != ["timestamp", "latency", "error", "status"]:
-                raise FormatError(f"details entry keys: {list(entry)}")
-            if not RFC3339_NANO.match(entry["timestamp"]):
-                raise FormatError(f"details timestamp: {entry['timestamp']!r}")
-            _int(entry["latency"], "details latency (ns)")
-            if not isinstance(entry["error"], str) or entry["status"] not in GO_STATUS:
-                raise FormatError(f"details entry: {entry!r}")
-    if "tags" in report:
-        _str_map(report["tags"], "tags", str)
-    return report
+
+
+def _check_latencies(latencies: list[dict[str, Any]]) -> None:
+    if len(latencies) != len(PERCENTAGES):
+        raise FormatError("latencyDistribution: one entry per percentile 10 ... 99")
+    for expected, entry in zip(PERCENTAGES, latencies, strict=True):
+        if entry.get("percentage") not in (expected, 0):  # ghz writes {0, 0} for a 0 value
+            raise FormatError(f"latencyDistribution: {entry!r} where {expected} was due")
+        if list(entry) != ["percentage", "latency"]:
+            raise FormatError(f"latencyDistribution entry keys: {list(entry)}")
+        _int(entry["percentage"], "percentage")
+        _int(entry["latency"], "latency (ns)")
+
+
+def _check_histogram(histogram: list[dict[str, Any]]) -> None:
+    if len(histogram) != 11:
+        raise FormatError("histogram: 11 buckets")
+    for bucket in histogram:
+        if list(bucket) != ["mark", "count", "frequency"]:
+            raise FormatError(f"histogram bucket keys: {list(bucket)}")
+        _number(bucket["mark"], "mark (s)")
+        _int(bucket["count"], "count")
+        _number(bucket["frequency"], "frequency")
+
+
+def _check_details(details: list[dict[str, Any]]) -> None:
+    for entry in details:
+        if list(entry) != ["timestamp", "latency", "error", "status"]:
+            raise FormatError(f"details entry keys: {list(entry)}")
+        if not RFC3339_NANO.match(entry["timestamp"]):
+            raise FormatError(f"details timestamp: {entry['timestamp']!r}")
+        _int(entry["latency"], "details latency (ns)")
+        if not isinstance(entry["error"], str) or entry["status"] not in GO_STATUS:
+            raise FormatError(f"details entry: {entry!r}")

@@ -324,79 +324,110 @@ def assert_within_rules(
     rules: Rules, before: list[Attempt], flags: list[bool], new: Attempt, act: Action
 ) -> None:
     """The oracle: recount everything from the raw attempts, without the guardrail's helpers."""
-    codes = rules.codes
-    limits = rules.limits
-    day = new.at.astimezone(UTC).date()
-    prev = before[-1]
+    oracle = Oracle(rules, before, new, act)
+    oracle.request_rules()
+    oracle.credential_rules()
+    oracle.payment_rules()
+    oracle.counters(flags)
 
-    def info(a: Attempt) -> tuple[Outcome, Family, bool, bool]:
-        c = codes.classify(a.network, a.response_code, a.at)
+
+class Oracle:
+    """Each rule family rechecked from the raw attempts for one allowed reattempt `new`."""
+
+    def __init__(self, rules: Rules, before: list[Attempt], new: Attempt, act: Action) -> None:
+        self.codes = rules.codes
+        self.limits = rules.limits
+        self.before = before
+        self.new = new
+        self.act = act
+        self.day = new.at.astimezone(UTC).date()
+        # The current credential: attempts since the last one sent with changed data.
+        epoch: list[Attempt] = []
+        if not new.credential_changed:
+            for a in before:
+                epoch = [a] if a.credential_changed else [*epoch, a]
+        self.epoch = epoch
+        self.payment = [a for a in before if a.payment_id == new.payment_id]
+
+    def info(self, a: Attempt) -> tuple[Outcome, Family, bool, bool]:
+        c = self.codes.classify(a.network, a.response_code, a.at)
         return c.outcome, c.family, c.known, c.cancels_recurring
 
-    assert not prev.approved, "retried an approval"
-    assert info(prev)[2], f"H11: retried unknown code {prev.response_code}"
-    if prev.merchant_advice_code and prev.network == "mastercard":
-        assert codes.merchant_advice(prev.merchant_advice_code).known, "H11: unknown MAC"
-    assert not prev.card_present and not new.card_present, "H8"
-    assert (prev.amount_minor, prev.currency) == (new.amount_minor, new.currency), "H13"
-    carve_out = limits.carve_out(new.issuer_country)
-    assert carve_out is None or act.kind not in carve_out.deny, "H12"
+    def request_rules(self) -> None:
+        """H8, H11, H12, H13: what the retry itself may be."""
+        prev, new = self.before[-1], self.new
+        assert not prev.approved, "retried an approval"
+        assert self.info(prev)[2], f"H11: retried unknown code {prev.response_code}"
+        if prev.merchant_advice_code and prev.network == "mastercard":
+            assert self.codes.merchant_advice(prev.merchant_advice_code).known, "H11: unknown MAC"
+        assert not prev.card_present and not new.card_present, "H8"
+        assert (prev.amount_minor, prev.currency) == (new.amount_minor, new.currency), "H13"
+        carve_out = self.limits.carve_out(new.issuer_country)
+        assert carve_out is None or self.act.kind not in carve_out.deny, "H12"
 
-    # The current credential: attempts since the last one sent with changed data.
-    epoch: list[Attempt] = []
-    if not new.credential_changed:
-        for a in before:
-            epoch = [a] if a.credential_changed else [*epoch, a]
-    for a in epoch:
-        if not a.approved:
-            assert info(a)[0] is not Outcome.HARD, f"H1: retried after hard {a.response_code}"
-    payment = [a for a in before if a.payment_id == new.payment_id]
-    for a in before:
-        if a.approved:
-            continue
-        mac = a.merchant_advice_code if a.network == "mastercard" else None
-        stop = mac == "21" or info(a)[3]
-        if stop or (mac == "03" and a in epoch):
-            assert not new.is_mit, f"H4: MIT after {mac or a.response_code}"
-            if (a.amount_minor, a.currency) == (new.amount_minor, new.currency):
-                assert new.at >= a.at + dt.timedelta(days=30), "H4: within 30 days"
-    for a in payment:
-        if a.approved:
-            continue
-        mac = a.merchant_advice_code if a.network == "mastercard" else None
+    def credential_rules(self) -> None:
+        """H1 and H4: what earlier declines on this card rule out."""
+        new = self.new
+        for a in self.epoch:
+            if not a.approved:
+                assert self.info(a)[0] is not Outcome.HARD, (
+                    f"H1: retried after hard {a.response_code}"
+                )
+        for a in self.before:
+            if a.approved:
+                continue
+            mac = a.merchant_advice_code if a.network == "mastercard" else None
+            stop = mac == "21" or self.info(a)[3]
+            if stop or (mac == "03" and a in self.epoch):
+                assert not new.is_mit, f"H4: MIT after {mac or a.response_code}"
+                if (a.amount_minor, a.currency) == (new.amount_minor, new.currency):
+                    assert new.at >= a.at + dt.timedelta(days=30), "H4: within 30 days"
+
+    def payment_rules(self) -> None:
+        """H3, H5 and H7: what this payment's own declines ask for."""
+        new, act = self.new, self.act
         delay = {"24": 1, "25": 24, "26": 48, "27": 96, "28": 144, "29": 192, "30": 240}
-        if mac in delay:
-            assert new.at >= a.at + dt.timedelta(hours=delay[mac]), f"H5: MAC {mac}"
-        if info(a)[1] is Family.SCA:
-            assert act.kind == "cit_3ds" and act.customer_in_session and not act.is_mit, "H7"
-        category = codes.classify(a.network, a.response_code, a.at).visa_category
-        if a in epoch and (category == 3 or mac in ("01", "04")):
-            assert info(a)[1] is Family.SCA and act.kind == "cit_3ds", "H3: data unchanged"
+        for a in self.payment:
+            if a.approved:
+                continue
+            mac = a.merchant_advice_code if a.network == "mastercard" else None
+            if mac in delay:
+                assert new.at >= a.at + dt.timedelta(hours=delay[mac]), f"H5: MAC {mac}"
+            if self.info(a)[1] is Family.SCA:
+                assert act.kind == "cit_3ds" and act.customer_in_session and not act.is_mit, "H7"
+            category = self.codes.classify(a.network, a.response_code, a.at).visa_category
+            if a in self.epoch and (category == 3 or mac in ("01", "04")):
+                assert self.info(a)[1] is Family.SCA and act.kind == "cit_3ds", "H3: data unchanged"
 
-    everything = [*before, new]
-    if new.network == "visa":
-        window = dt.timedelta(days=limits.visa_window_days.at(day))
-        counted = [
-            a
-            for a, was_reattempt in zip(everything, [*flags, True], strict=True)
-            if was_reattempt
-            and a.amount_minor == new.amount_minor
-            and new.at - window < a.at <= new.at
-        ]
-        assert len(counted) <= limits.visa_max_reattempts.at(day), "H2: Visa cap exceeded"
-    if new.network == "mastercard":
-        declines = [a for a in everything if not a.approved]
-        last_24h = [a for a in declines if new.at - dt.timedelta(hours=24) < a.at]
-        assert len(last_24h) < limits.mastercard_max_declines_24h.at(day), "H6: 24 h limit reached"
-        same_30d = [
-            a
-            for a in declines
-            if a.amount_minor == new.amount_minor and new.at - dt.timedelta(days=30) < a.at
-        ]
-        assert len(same_30d) < limits.mastercard_max_declines_30d.at(day), "H6: 30 d limit reached"
-    retries = sum(
-        1 for a, f in zip(before, flags, strict=True) if f and a.payment_id == new.payment_id
-    )
-    assert retries + 1 <= limits.internal_max_retries.at(day), "internal budget"
-    window = dt.timedelta(days=limits.internal_window_days.at(day))
-    assert new.at - payment[0].at <= window, "internal window"
+    def counters(self, flags: list[bool]) -> None:
+        """H2, H6 and the internal budget, counted over every attempt including the new one."""
+        new, limits, day = self.new, self.limits, self.day
+        everything = [*self.before, new]
+        if new.network == "visa":
+            window = dt.timedelta(days=limits.visa_window_days.at(day))
+            counted = [
+                a
+                for a, was_reattempt in zip(everything, [*flags, True], strict=True)
+                if was_reattempt
+                and a.amount_minor == new.amount_minor
+                and new.at - window < a.at <= new.at
+            ]
+            assert len(counted) <= limits.visa_max_reattempts.at(day), "H2: Visa cap exceeded"
+        if new.network == "mastercard":
+            declines = [a for a in everything if not a.approved]
+            last_24h = [a for a in declines if new.at - dt.timedelta(hours=24) < a.at]
+            assert len(last_24h) < limits.mastercard_max_declines_24h.at(day), "H6: 24 h limit"
+            same_30d = [
+                a
+                for a in declines
+                if a.amount_minor == new.amount_minor and new.at - dt.timedelta(days=30) < a.at
+            ]
+            assert len(same_30d) < limits.mastercard_max_declines_30d.at(day), "H6: 30 d limit"
+        retries = sum(
+            1
+            for a, f in zip(self.before, flags, strict=True)
+            if f and a.payment_id == new.payment_id
+        )
+        assert retries + 1 <= limits.internal_max_retries.at(day), "internal budget"
+        window = dt.timedelta(days=limits.internal_window_days.at(day))
+        assert new.at - self.payment[0].at <= window, "internal window"
