@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ from forestgate.server.oip import InferenceServicer, handlers
 from forestgate.server.repository import BatcherFactory, ModelRepository
 from forestgate.server.scoring import Readiness, ScoringCore
 from forestgate.server.settings import Settings
+from forestgate.server.shedding import QueueTimeShedder
+from forestgate.server.status import RpcLimit
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,13 @@ def batcher_factory(
     something between the batcher and the model (tests hold and release the engine with it)."""
 
     def make_batcher(model: CompiledModel) -> MicroBatcher:
+        shedder = None
+        if settings.shed_queue_time_us:
+            shedder = QueueTimeShedder(
+                target_ns=settings.shed_queue_time_us * 1000,
+                interval_ns=settings.shed_interval_ms * 1_000_000,
+                clock=time.monotonic_ns,
+            )
         batcher = MicroBatcher(
             model if wrap_engine is None else wrap_engine(model),
             name=f"{model.name}/{model.version}",
@@ -95,9 +105,11 @@ def batcher_factory(
             max_queue_delay_us=settings.max_queue_delay_us,
             max_queue_rows=settings.max_queue_rows,
             execution="thread" if settings.execution == "thread" else "inline",
+            engine_cpus=settings.cpus,
+            shedder=shedder,
             observer=metrics.observer(model.name),
         )
-        metrics.queue_rows.labels(model.name).set_function(lambda: batcher.queue_rows)
+        metrics.queue_rows[model.name] = lambda: batcher.queue_rows
         return batcher
 
     return make_batcher
@@ -119,15 +131,13 @@ async def start_server(
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    server = grpc.aio.server(
-        options=options,
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
-    )
+    server = grpc.aio.server(options=options)
     repository = ModelRepository(
         settings.model_repository, batcher_factory(settings, metrics, wrap_engine)
     )
-    core = ScoringCore(repository, readiness, max_request_rows=settings.max_batch_rows)
-    server.add_generic_rpc_handlers((handlers(InferenceServicer(core, metrics)),))
+    core = ScoringCore(repository, readiness, max_request_rows=settings.max_request_rows)
+    rpc_limit = RpcLimit(settings.max_concurrent_rpcs or settings.max_queue_rows)
+    server.add_generic_rpc_handlers((handlers(InferenceServicer(core, metrics, rpc_limit)),))
     health_servicer = health_async.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _add_reflection(server)

@@ -1,17 +1,25 @@
 """The micro-batcher: one model's bounded request queue, merged into contiguous engine calls.
 
-A request is a float32 [n, F] block of rows plus a future. One dispatcher task per batcher copies
-queued rows into a single preallocated [max_batch_rows, F] buffer (the only copy of the rows),
-has the engine score the filled slice into a fresh output array, and hands each caller a view of
-its own output rows. It imports neither grpc nor protobuf: the server maps the errors raised
-here to status codes at its own boundary.
+A request is a float32 [n, F] block of rows plus a future. The event loop only admits requests
+and settles futures; an engine thread of the batcher's own takes whatever has queued, copies it
+into one preallocated [max_batch_rows, F] buffer (the only copy of the rows), scores it, and
+hands the results back to the loop in one call per batch. While the engine computes (the native
+call releases the GIL) the loop keeps accepting calls, and they form the next batch: under load
+batches grow by themselves, and at idle a request is computed at once. The thread can be pinned
+to CPUs of its own (`engine_cpus`), so the model's code stays in that core's caches.
+
+Requests larger than `max_batch_rows` are scored in engine calls of their own, chunk by chunk,
+with the small requests' batches served between chunks. The module imports neither grpc nor
+protobuf: the server maps the errors raised here to status codes at its own boundary.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import logging
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -22,15 +30,20 @@ import numpy as np
 import numpy.typing as npt
 
 from forestgate.errors import DeadlineExpired, Overloaded, Unavailable
+from forestgate.server.shedding import QueueTimeShedder
 
 log = logging.getLogger(__name__)
+
+Execution = Literal["thread", "inline"]
+RejectReason = Literal["overloaded", "shed", "deadline_expired", "cancelled", "unavailable"]
+F32 = npt.NDArray[np.float32]
 
 
 class Engine(Protocol):
     """What the batcher needs of a model: rows in, scores out (engine.model.CompiledModel).
 
     `score` must write every row's output into `out`, [n] when output_width is 1, else
-    [n, output_width]; it may be called from a thread other than the event loop's.
+    [n, output_width]; it is called from the batcher's engine thread.
     """
 
     @property
@@ -39,16 +52,7 @@ class Engine(Protocol):
     @property
     def output_width(self) -> int: ...
 
-    def score(self, rows: npt.NDArray[np.float32], out: npt.NDArray[np.float32]) -> None: ...
-
-
-Execution = Literal["inline", "thread"]
-RejectReason = Literal["overloaded", "deadline_expired", "cancelled", "unavailable"]
-
-# bench/results/batcher.md: inline has the lower p50 in all 12 cells measured (5 us and 50 us
-# engines and a compiled XGBoost bundle; 1 and 32 submitters; uvloop and asyncio), by 30-130 us:
-# the hand-off to a thread and back costs two wake-ups, ~40 us of CPU per batch here.
-DEFAULT_EXECUTION: Execution = "inline"
+    def score(self, rows: F32, out: F32) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +62,14 @@ class BatchStats:
     rows: int
     requests: int
     queue_wait_ns: Sequence[int]  # per request, in batch order: enqueue -> batch formed
-    compute_ns: int  # the engine call; in "thread" mode including the hand-off both ways
+    compute_ns: int  # the engine call
     formed_ns: int  # clock reading when the batch was formed
     contexts: Sequence[object]  # each request's `context`, in batch order (e.g. spans to link)
     error: Exception | None  # what the engine raised; every request of the batch got it
 
 
 class BatchObserver(Protocol):
-    """Receives statistics; called on the event loop and must not block. Defaults to nothing."""
+    """Receives statistics on the event loop; must not block. Defaults to nothing."""
 
     def on_batch(self, batch: BatchStats) -> None: ...
 
@@ -73,12 +77,12 @@ class BatchObserver(Protocol):
 
 
 class _Request:
-    __slots__ = ("context", "deadline_ns", "enqueued_ns", "future", "n", "rows")
+    __slots__ = ("context", "deadline_ns", "done", "enqueued_ns", "future", "n", "out", "rows")
 
     def __init__(
         self,
-        rows: npt.NDArray[np.float32],
-        future: asyncio.Future[npt.NDArray[np.float32]],
+        rows: F32,
+        future: asyncio.Future[F32],
         deadline_ns: int | None,
         enqueued_ns: int,
         context: object,
@@ -89,6 +93,24 @@ class _Request:
         self.deadline_ns = deadline_ns
         self.enqueued_ns = enqueued_ns
         self.context = context
+        self.out: F32 | None = None  # a large request's own output, filled chunk by chunk
+        self.done = 0  # a large request's rows scored so far
+
+
+class _Batch:
+    """One engine call's outcome, handed from the engine thread to the loop."""
+
+    __slots__ = ("compute_ns", "error", "formed_ns", "refused", "rows", "settle", "taken", "y")
+
+    def __init__(self, formed_ns: int, *, settle: bool = True) -> None:
+        self.formed_ns = formed_ns
+        self.settle = settle  # False for a large request's chunks before its last
+        self.taken: list[_Request] = []
+        self.refused: list[tuple[_Request, Exception, RejectReason]] = []
+        self.rows = 0
+        self.y: F32 | None = None
+        self.error: Exception | None = None
+        self.compute_ns = 0
 
 
 class MicroBatcher:
@@ -96,26 +118,24 @@ class MicroBatcher:
 
     Dispatch is continuous: a request that finds the engine idle is computed at once, and
     whatever queues while a batch runs forms the next batch, oldest first, up to
-    `max_batch_rows` rows (a request is never split). `max_queue_delay_us` > 0 lets such a
+    `max_batch_rows` rows (a small request is never split). `max_queue_delay_us` > 0 lets such a
     backlog wait for more rows, until its oldest request is that old or a full batch is queued;
-    it never delays a request that finds the engine idle. The wait is timed by the event
-    loop in whole milliseconds, rounded up, so a backlog may wait up to 1 ms longer than set.
+    it never delays a request that finds the engine idle.
 
     The rows a caller submits are not checked again here: the scoring core validated them once
-    (C-contiguous or not, float32 [n, F] with 1 <= n <= max_batch_rows). Admission is decided at
-    once: a request that would take the queue past `max_queue_rows` rows raises Overloaded, and
-    one arriving after `drain()` or `close()` raises Unavailable. At batch forming, requests
-    whose `deadline_ns` (in `clock`'s time base) has passed get DeadlineExpired and cancelled
-    ones are skipped; an engine call that raises fails only its own batch.
+    (C-contiguous float32 [n, F], n >= 1). Admission is decided at once: a request that would
+    take the queue past `max_queue_rows` rows, or that arrives while `shedder` sheds a standing
+    queue, raises Overloaded; one arriving after `drain()` or `close()` raises Unavailable. When
+    its batch forms, a request whose `deadline_ns` (in `clock`'s time base) has passed gets
+    DeadlineExpired, a cancelled one is skipped, and one that waited through a standing queue
+    is shed; an engine call that raises fails only its own batch.
 
-    `execution="inline"` (the default, measured fastest in bench/results/batcher.md) calls the
-    engine on the event loop; "thread" calls it through `executor`, or through a single-thread
-    executor of the batcher's own. Either way one batch is in flight at a time, so the input
-    buffer is reused safely; each batch gets a fresh output array, so callers keep views of it.
+    `execution="thread"` (the default) runs the engine on a thread of the batcher's own, pinned
+    to `engine_cpus` when given; "inline" calls it on the event loop, which then accepts no
+    calls while it computes (kept for comparison: bench/results/server.md).
 
     For a zero-downtime swap, route new requests to the new version's batcher and
     `await old.drain()`: the old one finishes what it accepted while the new one takes traffic.
-    Fetching the batcher and calling `submit` in one step leaves no window between them.
     """
 
     def __init__(
@@ -125,8 +145,9 @@ class MicroBatcher:
         max_batch_rows: int = 64,
         max_queue_rows: int = 1024,
         max_queue_delay_us: int = 0,
-        execution: Execution = DEFAULT_EXECUTION,
-        executor: concurrent.futures.Executor | None = None,
+        execution: Execution = "thread",
+        engine_cpus: Sequence[int] = (),
+        shedder: QueueTimeShedder | None = None,
         observer: BatchObserver | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
         name: str = "model",
@@ -136,63 +157,71 @@ class MicroBatcher:
         _require_int("max_batch_rows", max_batch_rows, 1)
         _require_int("max_queue_rows", max_queue_rows, max_batch_rows, "max_batch_rows")
         _require_int("max_queue_delay_us", max_queue_delay_us, 0)
-        if execution not in ("inline", "thread"):
-            raise ValueError(f"execution must be 'inline' or 'thread', got {execution!r}")
-        if executor is not None and execution != "thread":
-            raise ValueError("executor is only used with execution='thread'")
+        if execution not in ("thread", "inline"):
+            raise ValueError(f"execution must be 'thread' or 'inline', got {execution!r}")
         self.name = name
-        self._max_batch_rows = max_batch_rows
         self._score = engine.score
-        # [n] or [n, K]: the shape each batch's output array is allocated with.
-        self._out_shape: tuple[int, ...] = (
-            () if engine.output_width == 1 else (engine.output_width,)
-        )
+        width = engine.output_width
+        self._out_shape: tuple[int, ...] = () if width == 1 else (width,)
+        self._max_batch_rows = max_batch_rows
         self._max_queue_rows = max_queue_rows
         self._delay_ns = max_queue_delay_us * 1000
-        self._owned_executor: concurrent.futures.ThreadPoolExecutor | None = None
-        if execution == "thread" and executor is None:
-            # One thread: a single batch is in flight per batcher, so more would idle.
-            executor = self._owned_executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"batcher-{name}"
-            )
-        self._executor = executor
+        self._execution = execution
+        self._engine_cpus = tuple(engine_cpus)
+        self._shedder = shedder
         self._observer = observer
         self._clock = clock
         self._input = np.empty((max_batch_rows, engine.num_features), dtype=np.float32)
         self._queue: deque[_Request] = deque()
-        self._queue_rows = 0
-        self._taken: list[_Request] = []
-        self._wake = asyncio.Event()
-        self._holding = False
-        self._due = False
+        self._bulk: deque[_Request] = deque()
+        self._current: _Request | None = None  # the large request the engine side is scoring
+        # Held while requests are taken off a queue: the engine side and close() both take.
+        self._taking = threading.Lock()
+        # Each counter has one writer (the loop admits and closes, the engine side takes), so
+        # the threads need no lock.
+        self._admitted_rows = self._taken_rows = self._closed_rows = 0
+        self._bulk_admitted = self._bulk_taken = 0
         self._accepting = True
+        self._failing = False  # close(): the engine side refuses everything queued
         self._refusal = ""
+        self._sleeping = False  # the engine side waits for work: a submit must wake it
+        self._holding = False  # it waits for a backlog to fill: only a full batch wakes it
+        self._idle = True  # it found no work last time: a backlog never waits after idle
+        self._thread_wake = threading.Event()
+        self._loop_wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._formed_ns = 0
         self._observer_failed = False
 
     @property
     def queue_rows(self) -> int:
-        """Rows waiting for a batch (cancelled requests count until the dispatcher skips them)."""
-        return self._queue_rows
+        """Rows admitted and not yet taken by the engine (cancelled ones count until skipped)."""
+        queued = self._admitted_rows - self._taken_rows - self._closed_rows
+        return queued + self._bulk_admitted - self._bulk_taken
+
+    # --- the event loop's side -------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the dispatcher on the running event loop; `submit` does it on first use."""
-        if self._task is not None:
+        """Start the engine side on the running event loop; `submit` does it on first use."""
+        if self._loop is not None:
             return
         if not self._accepting:
             raise Unavailable(self._refusal)
         self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._dispatch(), name=f"batcher {self.name}")
+        self._stopped = self._loop.create_future()
+        if self._execution == "thread":
+            thread = threading.Thread(target=self._run_thread, name=f"engine {self.name}")
+            thread.daemon = True
+            thread.start()
+        else:
+            self._loop_wake = asyncio.Event()
+            self._task = self._loop.create_task(self._run_inline(), name=f"batcher {self.name}")
 
     async def submit(
-        self,
-        rows: npt.NDArray[np.float32],
-        deadline_ns: int | None = None,
-        context: object = None,
-    ) -> npt.NDArray[np.float32]:
-        """Score float32 [n, F] rows in the next batch that has room; returns [n] or [n, K].
+        self, rows: F32, deadline_ns: int | None = None, context: object = None
+    ) -> F32:
+        """Score float32 [n, F] rows; returns [n] or [n, K] (a view of its batch's output).
 
         `rows` is read when the batch forms, so leave it unchanged until this returns.
         `deadline_ns` is a `clock` reading (monotonic ns by default) after which computing is
@@ -202,21 +231,54 @@ class MicroBatcher:
             self._notify_reject("unavailable", context)
             raise Unavailable(self._refusal)
         n: int = rows.shape[0]
-        if self._queue_rows + n > self._max_queue_rows:
+        bulk = n > self._max_batch_rows
+        self._admit(n, bulk, context)
+        loop = self._loop
+        if loop is None:
+            self.start()
+            loop = self._loop
+            assert loop is not None
+        future: asyncio.Future[F32] = loop.create_future()
+        request = _Request(rows, future, deadline_ns, self._clock(), context)
+        if bulk:
+            self._bulk.append(request)
+            self._bulk_admitted += n
+        else:
+            self._queue.append(request)
+            self._admitted_rows += n
+        if self._sleeping and (
+            not self._holding or self._admitted_rows - self._taken_rows >= self._max_batch_rows
+        ):
+            self._wake()
+        return await future
+
+    def _admit(self, n: int, bulk: bool, context: object) -> None:
+        if bulk:
+            queued = self._bulk_admitted - self._bulk_taken
+            if queued and queued + n > self._max_queue_rows:
+                self._notify_reject("overloaded", context)
+                raise Overloaded(
+                    f"{self.name}: {queued} rows of large requests queued; {n} more would pass "
+                    f"max_queue_rows={self._max_queue_rows}"
+                )
+            return
+        queued = self._admitted_rows - self._taken_rows
+        if queued + n > self._max_queue_rows:
             self._notify_reject("overloaded", context)
             raise Overloaded(
-                f"{self.name}: {self._queue_rows} rows queued, {n} more would pass "
+                f"{self.name}: {queued} rows queued, {n} more would pass "
                 f"max_queue_rows={self._max_queue_rows}"
             )
-        if self._task is None:
-            self.start()
-        assert self._loop is not None
-        future: asyncio.Future[npt.NDArray[np.float32]] = self._loop.create_future()
-        self._queue.append(_Request(rows, future, deadline_ns, self._clock(), context))
-        self._queue_rows += n
-        if not self._holding or self._queue_rows >= self._max_batch_rows:
-            self._wake.set()
-        return await future
+        shedder = self._shedder
+        if shedder is not None and shedder.shedding and queued:
+            self._notify_reject("shed", context)
+            raise Overloaded(f"{self.name}: {shedder.reason()}")
+
+    def _wake(self) -> None:
+        if self._loop_wake is not None:
+            self._loop_wake.set()
+        else:
+            self._thread_wake.set()
 
     async def drain(self) -> None:
         """Refuse new requests (Unavailable), finish every queued and in-flight one, then stop."""
@@ -225,176 +287,60 @@ class MicroBatcher:
 
     async def close(self) -> None:
         """Refuse new requests and fail queued ones with Unavailable; a running batch finishes."""
+        self._failing = True
         self._stop("closed")
-        self._fail_queued()
+        # Queued requests fail now, not after the running batch.
+        with self._taking:
+            closed = [*self._queue, *self._bulk]
+            self._queue.clear()
+            self._bulk.clear()
+        for request in closed:
+            self._closed_rows += request.n
+            if not request.future.done():
+                request.future.set_exception(Unavailable(self._refusal))
+            self._notify_reject("unavailable", request.context)
         await self._finish()
 
     def _stop(self, state: str) -> None:
         if self._accepting:
             self._accepting = False
             self._refusal = f"{self.name}: batcher is {state}, not accepting requests"
-        self._wake.set()
+        self._wake()
 
     async def _finish(self) -> None:
-        if self._task is not None:
+        if self._stopped is not None:
             # Shielded: cancelling whoever awaits drain() must not abandon accepted requests.
-            await asyncio.shield(self._task)
-        if self._owned_executor is not None:
-            self._owned_executor.shutdown(wait=True)
+            await asyncio.shield(self._stopped)
 
-    async def _dispatch(self) -> None:
-        queue = self._queue
-        inline = self._executor is None
-        idle = True
-        try:
-            while True:
-                if not queue:
-                    if not self._accepting:
-                        return
-                    self._wake.clear()
-                    await self._wake.wait()
-                    idle = True
-                    continue
-                if not idle and self._delay_ns and self._accepting:
-                    await self._hold()
-                idle = False
-                rows = self._form_batch()
-                if rows:
-                    await self._execute(rows)
-                if inline and queue:
-                    # Let callers take their results, and new requests join, between batches.
-                    await asyncio.sleep(0)
-        except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError):
-                log.exception(
-                    "%s: batcher dispatcher failed; the model takes no more requests", self.name
-                )
-            self._accepting = False
-            self._refusal = f"{self.name}: batcher stopped"
-            self._fail_queued()
-            raise
-
-    async def _hold(self) -> None:
-        """Wait until the oldest live request is max_queue_delay_us old or a batch is full."""
-        queue = self._queue
-        while queue and queue[0].future.done():
-            self._queue_rows -= queue[0].n
-            self._notify_reject("cancelled", queue.popleft().context)
-        if not queue or self._queue_rows >= self._max_batch_rows:
+    def _deliver(self, batch: _Batch) -> None:
+        """On the loop: settle what the engine side finished, then report the batch."""
+        for request, error, reason in batch.refused:
+            if not request.future.done():
+                request.future.set_exception(error)
+            self._notify_reject(reason, request.context)
+        if not batch.taken:
             return
-        remaining_ns = queue[0].enqueued_ns + self._delay_ns - self._clock()
-        if remaining_ns <= 0:
-            return
-        assert self._loop is not None
-        self._due = False
-        # Loop timers have millisecond resolution and uvloop rounds to the nearest one, which
-        # would turn any delay under 500 us into none: round up, the same on every loop.
-        timer = self._loop.call_later(-(-remaining_ns // 1_000_000) / 1000, self._on_due)
-        self._holding = True
-        try:
-            while not self._due and self._accepting and self._queue_rows < self._max_batch_rows:
-                self._wake.clear()
-                await self._wake.wait()
-        finally:
-            self._holding = False
-            timer.cancel()
-
-    def _on_due(self) -> None:
-        self._due = True
-        self._wake.set()
-
-    def _form_batch(self) -> int:
-        """Move requests, oldest first, into the input buffer; returns the rows taken."""
-        queue = self._queue
-        buffer = self._input
-        limit = self._max_batch_rows
-        now = self._formed_ns = self._clock()
-        rows = 0
-        while queue:
-            request = queue[0]
-            if request.future.done():  # the caller went away
-                queue.popleft()
-                self._queue_rows -= request.n
-                self._notify_reject("cancelled", request.context)
-                continue
-            if request.deadline_ns is not None and request.deadline_ns <= now:
-                queue.popleft()
-                self._queue_rows -= request.n
-                request.future.set_exception(
-                    DeadlineExpired(
-                        f"{self.name}: deadline passed {(now - request.deadline_ns) // 1000} us "
-                        f"before compute, after {(now - request.enqueued_ns) // 1000} us queued"
-                    )
-                )
-                self._notify_reject("deadline_expired", request.context)
-                continue
-            end = rows + request.n
-            if end > limit:
-                break
-            queue.popleft()
-            self._queue_rows -= request.n
-            buffer[rows:end] = request.rows
-            self._taken.append(request)
-            rows = end
-        return rows
-
-    async def _execute(self, rows: int) -> None:
-        """Score the filled slice into a fresh output array and settle every taken future."""
-        taken = self._taken
-        x = self._input[:rows]
-        y = np.empty((rows, *self._out_shape), dtype=np.float32)
-        started = self._clock()
-        error: Exception | None = None
-        try:
-            if self._executor is None:
-                self._score(x, y)
-            else:
-                assert self._loop is not None
-                await self._loop.run_in_executor(self._executor, self._score, x, y)
-        except Exception as exc:
-            error = exc
-            _fail(taken, exc)
-        except BaseException:
-            # Cancelled mid-batch: no result will come, so nobody must be left waiting.
-            _fail(taken, Unavailable(f"{self.name}: batcher stopped"))
-            taken.clear()
-            raise
-        else:
-            offset = 0
-            for request in taken:
-                end = offset + request.n
-                if not request.future.done():
-                    request.future.set_result(y[offset:end])
-                offset = end
+        if batch.settle:
+            _settle(batch)
         if self._observer is not None:
-            self._report(rows, self._clock() - started, error)
-        taken.clear()
+            self._report(batch)
 
-    def _report(self, rows: int, compute_ns: int, error: Exception | None) -> None:
+    def _report(self, batch: _Batch) -> None:
         assert self._observer is not None
-        taken, formed = self._taken, self._formed_ns
+        formed = batch.formed_ns
         stats = BatchStats(
-            rows=rows,
-            requests=len(taken),
-            queue_wait_ns=[formed - request.enqueued_ns for request in taken],
-            compute_ns=compute_ns,
+            rows=batch.rows,
+            requests=len(batch.taken),
+            queue_wait_ns=[formed - request.enqueued_ns for request in batch.taken],
+            compute_ns=batch.compute_ns,
             formed_ns=formed,
-            contexts=[request.context for request in taken],
-            error=error,
+            contexts=[request.context for request in batch.taken],
+            error=batch.error,
         )
         try:
             self._observer.on_batch(stats)
         except Exception:
             self._observer_broke()
-
-    def _fail_queued(self) -> None:
-        queue = self._queue
-        while queue:
-            request = queue.popleft()
-            if not request.future.done():
-                request.future.set_exception(Unavailable(self._refusal))
-                self._notify_reject("unavailable", request.context)
-        self._queue_rows = 0
 
     def _notify_reject(self, reason: RejectReason, context: object) -> None:
         if self._observer is not None:
@@ -409,11 +355,265 @@ class MicroBatcher:
             self._observer_failed = True
             log.exception("%s: batch observer failed; its later failures are not logged", self.name)
 
+    # --- the engine's side: a thread of its own, or a task on the loop ------------------------
 
-def _fail(requests: list[_Request], error: BaseException) -> None:
-    for request in requests:
+    def _run_thread(self) -> None:
+        if self._engine_cpus and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, self._engine_cpus)  # 0: this thread
+        try:
+            while self._wait_thread():
+                if self._queue and self._delay_ns and not self._idle and self._accepting:
+                    self._hold_thread()
+                self._step()
+        except BaseException:
+            self._crashed()
+        finally:
+            self._post_stopped()
+
+    async def _run_inline(self) -> None:
+        try:
+            while await self._wait_inline():
+                if self._queue and self._delay_ns and not self._idle and self._accepting:
+                    await self._hold_inline()
+                self._step()
+                # Let callers take their results, and new requests join, between batches.
+                await asyncio.sleep(0)
+        except BaseException as exc:
+            self._crashed()
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                raise
+        finally:
+            assert self._stopped is not None
+            if not self._stopped.done():
+                self._stopped.set_result(None)
+
+    def _has_work(self) -> bool:
+        return self._pending() or not self._accepting
+
+    def _pending(self) -> bool:
+        return bool(self._queue or self._bulk or self._current)
+
+    def _wait_thread(self) -> bool:
+        """Block until there is work; False once stopped with nothing left."""
+        while not self._pending():
+            if not self._accepting:
+                return False
+            self._sleeping = True
+            self._thread_wake.clear()
+            # Checked again after clear(): a submit between the test above and clear() set the
+            # event before it was cleared, but its request is already queued.
+            if not self._has_work():
+                self._thread_wake.wait()
+            self._sleeping = False
+            self._idle = True
+        return True
+
+    async def _wait_inline(self) -> bool:
+        assert self._loop_wake is not None
+        while not self._pending():
+            if not self._accepting:
+                return False
+            self._sleeping = True
+            self._loop_wake.clear()
+            await self._loop_wake.wait()
+            self._sleeping = False
+            self._idle = True
+        return True
+
+    def _hold_remaining_ns(self) -> int:
+        """How long a backlog may still wait for company; <= 0 when it must go now."""
+        queued = self._admitted_rows - self._taken_rows
+        if not self._queue or queued >= self._max_batch_rows or self._failing:
+            return 0
+        return self._queue[0].enqueued_ns + self._delay_ns - self._clock()
+
+    def _hold_thread(self) -> None:
+        self._holding = self._sleeping = True
+        try:
+            while (remaining := self._hold_remaining_ns()) > 0 and self._accepting:
+                self._thread_wake.clear()
+                if self._hold_remaining_ns() > 0:
+                    self._thread_wake.wait(remaining / 1e9)
+        finally:
+            self._holding = self._sleeping = False
+
+    async def _hold_inline(self) -> None:
+        assert self._loop is not None and self._loop_wake is not None
+        self._holding = self._sleeping = True
+        try:
+            while (remaining := self._hold_remaining_ns()) > 0 and self._accepting:
+                self._loop_wake.clear()
+                # Loop timers have millisecond resolution (uvloop rounds to the nearest one):
+                # round up, so a delay under 500 us still holds.
+                timer = self._loop.call_later(-(-remaining // 1_000_000) / 1000, self._wake)
+                try:
+                    await self._loop_wake.wait()
+                finally:
+                    timer.cancel()
+        finally:
+            self._holding = self._sleeping = False
+
+    def _step(self) -> None:
+        """One unit of engine work: refuse everything (close), a batch, or a large chunk."""
+        self._idle = False
+        if self._failing:
+            self._post(self._refuse_all(Unavailable(self._refusal), "unavailable"))
+        elif self._queue:
+            batch = self._form()
+            if batch.rows:
+                self._compute(batch, self._input[: batch.rows])
+            self._post(batch)
+        elif self._current is not None or self._bulk:
+            self._post(self._bulk_chunk())
+
+    def _form(self) -> _Batch:
+        """Take requests, oldest first, into the input buffer while the batch has room."""
+        queue, buffer, limit = self._queue, self._input, self._max_batch_rows
+        now = self._clock()
+        batch = _Batch(now)
+        rows = 0
+        while True:
+            with self._taking:
+                if not queue or rows + queue[0].n > limit:
+                    break
+                request = queue.popleft()
+            self._taken_rows += request.n
+            refusal = self._refusal_at(request, now)
+            if refusal is not None:
+                batch.refused.append(refusal)
+                continue
+            end = rows + request.n
+            buffer[rows:end] = request.rows
+            batch.taken.append(request)
+            rows = end
+        batch.rows = rows
+        return batch
+
+    def _refusal_at(
+        self, request: _Request, now: int
+    ) -> tuple[_Request, Exception, RejectReason] | None:
+        """Why a dequeued request is not computed: cancelled, expired or shed; None: compute."""
+        if request.future.done():  # the caller went away
+            return request, Unavailable("cancelled"), "cancelled"
+        if request.deadline_ns is not None and request.deadline_ns <= now:
+            error = DeadlineExpired(
+                f"{self.name}: deadline passed {(now - request.deadline_ns) // 1000} us before "
+                f"compute, after {(now - request.enqueued_ns) // 1000} us queued"
+            )
+            return request, error, "deadline_expired"
+        shedder = self._shedder
+        if shedder is not None and shedder.observe(now - request.enqueued_ns, now):
+            return request, Overloaded(f"{self.name}: {shedder.reason()}"), "shed"
+        return None
+
+    def _compute(self, batch: _Batch, x: F32) -> None:
+        y = np.empty((x.shape[0], *self._out_shape), dtype=np.float32)
+        started = self._clock()
+        try:
+            self._score(x, y)
+        except Exception as exc:
+            batch.error = exc
+        except BaseException:
+            batch.error = Unavailable(f"{self.name}: batcher stopped")
+            self._post(batch)
+            raise
+        batch.compute_ns = self._clock() - started
+        batch.y = y
+
+    def _bulk_chunk(self) -> _Batch:
+        """The next chunk of the oldest large request, scored into its own output array."""
+        now = self._clock()
+        request = self._current
+        if request is None:
+            with self._taking:
+                if not self._bulk:
+                    return _Batch(now)  # close() took it
+                request = self._bulk.popleft()
+            refusal = self._refusal_at(request, now)
+            if refusal is not None:
+                self._bulk_taken += request.n
+                batch = _Batch(now)
+                batch.refused.append(refusal)
+                return batch
+            request.out = np.empty((request.n, *self._out_shape), dtype=np.float32)
+            self._current = request
+        start = request.done
+        end = min(request.n, start + self._max_batch_rows)
+        batch = _Batch(now, settle=end == request.n)
+        batch.taken.append(request)
+        batch.rows = end - start
+        self._compute(batch, request.rows[start:end])
+        assert request.out is not None and batch.y is not None
+        request.out[start:end] = batch.y
+        request.done = end
+        self._bulk_taken += end - start
+        if batch.error is not None or batch.settle:
+            self._current = None
+            self._bulk_taken += request.n - end
+            batch.settle = True
+            batch.y = request.out
+        return batch
+
+    def _refuse_all(self, error: Exception, reason: RejectReason) -> _Batch:
+        batch = _Batch(self._clock())
+        with self._taking:
+            small, large = list(self._queue), list(self._bulk)
+            self._queue.clear()
+            self._bulk.clear()
+        if self._current is not None:
+            large.append(self._current)
+            self._current = None
+        for request in small:
+            self._taken_rows += request.n
+        for request in large:
+            self._bulk_taken += request.n - request.done
+        batch.refused.extend((request, error, reason) for request in [*small, *large])
+        return batch
+
+    def _post(self, batch: _Batch) -> None:
+        """Hand a batch to the loop: a direct call inline, one wake-up per batch from a thread."""
+        if self._execution == "inline":
+            self._deliver(batch)
+            return
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
+            self._loop.call_soon_threadsafe(self._deliver, batch)
+
+    def _post_stopped(self) -> None:
+        stopped = self._stopped
+        assert self._loop is not None and stopped is not None
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(
+                lambda: None if stopped.done() else stopped.set_result(None)
+            )
+
+    def _crashed(self) -> None:
+        log.exception("%s: batcher engine side failed; the model takes no more requests", self.name)
+        self._accepting = False
+        self._refusal = f"{self.name}: batcher stopped"
+        self._post(self._refuse_all(Unavailable(self._refusal), "unavailable"))
+
+
+def _settle(batch: _Batch) -> None:
+    """Give each request its rows of the output (a view), or the batch's error."""
+    if batch.error is not None:
+        for request in batch.taken:
+            if not request.future.done():
+                request.future.set_exception(batch.error)
+        return
+    y = batch.y
+    assert y is not None
+    if len(batch.taken) == 1:
+        request = batch.taken[0]
         if not request.future.done():
-            request.future.set_exception(error)
+            request.future.set_result(y if request.out is None else request.out)
+        return
+    offset = 0
+    for request in batch.taken:
+        end = offset + request.n
+        if not request.future.done():
+            request.future.set_result(y[offset:end])
+        offset = end
 
 
 def _require_int(name: str, value: object, minimum: int, minimum_name: str = "") -> None:

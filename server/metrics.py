@@ -1,12 +1,28 @@
 """Metrics: the server's Prometheus instruments, on a registry of their own.
 
+The hot path never touches prometheus_client. A call or a batch adds to plain Python counters
+and bucket lists (a dict lookup and an increment or two), and a collector turns them into
+Prometheus families when /metrics is scraped. prometheus_client's own `labels().inc()` and
+`observe()` take a lock and a label lookup each, which showed in profiles of the request path
+(bench/results/server.md).
+
 Histogram buckets are in seconds and start at 25 us, because the whole point of the server is
 sub-millisecond latency; a default client bucket layout (5 ms and up) would hide everything.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import bisect
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 from forestgate.server.batcher import BatchStats
 
@@ -17,47 +33,91 @@ LATENCY_BUCKETS_S = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
+class Histogram:
+    """Bucket counts and a sum, in plain Python; read only by the collector."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative (le, count) pairs, as Prometheus wants them."""
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        return out
+
+
+class MethodStats:
+    """One RPC method: calls by status code and the handling-time histogram."""
+
+    __slots__ = ("codes", "latency")
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.latency = Histogram(LATENCY_BUCKETS_S)
+
+    def record(self, code: str, seconds: float) -> None:
+        self.codes[code] = self.codes.get(code, 0) + 1
+        self.latency.observe(seconds)
+
+
+class ModelStats:
+    """One model's batches and refusals, fed by its batcher (a server.batcher.BatchObserver)."""
+
+    __slots__ = ("batch_rows", "compute", "queue_wait", "rejected")
+
+    def __init__(self) -> None:
+        self.queue_wait = Histogram(LATENCY_BUCKETS_S)
+        self.compute = Histogram(LATENCY_BUCKETS_S)
+        self.batch_rows = Histogram(BATCH_BUCKETS)
+        self.rejected: dict[str, int] = {}
+
+    def on_batch(self, batch: BatchStats) -> None:
+        self.batch_rows.observe(batch.rows)
+        self.compute.observe(batch.compute_ns / 1e9)
+        for wait_ns in batch.queue_wait_ns:
+            self.queue_wait.observe(wait_ns / 1e9)
+
+    def on_reject(self, reason: str, context: object) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+
 class ServerMetrics:
-    """All instruments, created on an injected registry so tests get a clean one."""
+    """All instruments, on an injected registry so tests get a clean one."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "forestgate_requests", "RPCs handled, by method and gRPC status code",
-            ["method", "code"], registry=r,
-        )  # fmt: skip
-        self.request_latency = Histogram(
-            "forestgate_request_latency_seconds", "RPC handling time inside the server",
-            ["method"], buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.queue_wait = Histogram(
-            "forestgate_queue_wait_seconds", "time from enqueue to the start of its batch",
-            ["model"], buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.compute = Histogram(
-            "forestgate_compute_seconds", "engine time per batch",
-            ["model"], buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.batch_rows = Histogram(
-            "forestgate_batch_rows", "rows per engine call",
-            ["model"], buckets=BATCH_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.queue_rows = Gauge(
-            "forestgate_queue_rows", "rows waiting in the model's queue", ["model"], registry=r
-        )
-        self.rejected = Counter(
-            "forestgate_rejected", "requests refused by a batcher, by reason",
-            ["model", "reason"], registry=r,
-        )  # fmt: skip
+        self.methods: dict[str, MethodStats] = {}
+        self.models: dict[str, ModelStats] = {}
+        self.queue_rows: dict[str, Callable[[], int]] = {}
+        self.registry.register(_StatsCollector(self))
         self.models_loaded = Gauge(
             "forestgate_model_loaded", "1 for each model version that is loaded and ready",
-            ["model", "version"], registry=r,
+            ["model", "version"], registry=self.registry,
         )  # fmt: skip
 
-    def observer(self, model: str) -> BatchMetrics:
-        """The batcher observer that feeds this model's histograms."""
-        return BatchMetrics(self, model)
+    def method(self, name: str) -> MethodStats:
+        stats = self.methods.get(name)
+        if stats is None:
+            stats = self.methods[name] = MethodStats()
+        return stats
+
+    def observer(self, model: str) -> ModelStats:
+        """The batcher observer that feeds this model's statistics (one per model name)."""
+        stats = self.models.get(model)
+        if stats is None:
+            stats = self.models[model] = ModelStats()
+        return stats
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics HTTP endpoint in a daemon thread; returns the bound port."""
@@ -65,21 +125,59 @@ class ServerMetrics:
         return int(server.server_port)
 
 
-class BatchMetrics:
-    """A server.batcher.BatchObserver writing one model's batch statistics to Prometheus."""
+class _StatsCollector(Collector):
+    """Builds the families from the plain counters at scrape time."""
 
-    def __init__(self, metrics: ServerMetrics, model: str) -> None:
-        self._queue_wait = metrics.queue_wait.labels(model)
-        self._compute = metrics.compute.labels(model)
-        self._batch_rows = metrics.batch_rows.labels(model)
-        self._rejected = metrics.rejected
-        self._model = model
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self.metrics = metrics
 
-    def on_batch(self, batch: BatchStats) -> None:
-        self._batch_rows.observe(batch.rows)
-        self._compute.observe(batch.compute_ns / 1e9)
-        for wait_ns in batch.queue_wait_ns:
-            self._queue_wait.observe(wait_ns / 1e9)
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        requests = CounterMetricFamily(
+            "forestgate_requests", "RPCs handled, by method and gRPC status code",
+            labels=["method", "code"],
+        )  # fmt: skip
+        latency = HistogramMetricFamily(
+            "forestgate_request_latency_seconds", "RPC handling time inside the server",
+            labels=["method"],
+        )  # fmt: skip
+        for method, stats in list(m.methods.items()):
+            for code, count in list(stats.codes.items()):
+                requests.add_metric([method, code], count)
+            latency.add_metric([method], stats.latency.buckets(), stats.latency.total)
+        yield requests
+        yield latency
+        yield from _model_families(m)
 
-    def on_reject(self, reason: str, context: object) -> None:
-        self._rejected.labels(self._model, reason).inc()
+
+def _model_families(m: ServerMetrics) -> Iterator[Metric]:
+    families = {
+        "queue_wait": HistogramMetricFamily(
+            "forestgate_queue_wait_seconds", "time from enqueue to the start of its batch",
+            labels=["model"],
+        ),
+        "compute": HistogramMetricFamily(
+            "forestgate_compute_seconds", "engine time per batch", labels=["model"]
+        ),
+        "batch_rows": HistogramMetricFamily(
+            "forestgate_batch_rows", "rows per engine call", labels=["model"]
+        ),
+    }  # fmt: skip
+    rejected = CounterMetricFamily(
+        "forestgate_rejected", "requests refused by a batcher, by reason",
+        labels=["model", "reason"],
+    )  # fmt: skip
+    queue_rows = GaugeMetricFamily(
+        "forestgate_queue_rows", "rows waiting in the model's queue", labels=["model"]
+    )
+    for model, stats in list(m.models.items()):
+        for key, family in families.items():
+            histogram: Histogram = getattr(stats, key)
+            family.add_metric([model], histogram.buckets(), histogram.total)
+        for reason, count in list(stats.rejected.items()):
+            rejected.add_metric([model, reason], count)
+    for model, read in list(m.queue_rows.items()):
+        queue_rows.add_metric([model], read())
+    yield from families.values()
+    yield rejected
+    yield queue_rows

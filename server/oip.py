@@ -19,7 +19,7 @@ from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
 from forestgate.server import codec
 from forestgate.server.metrics import ServerMetrics
 from forestgate.server.scoring import ModelInfo, ScoringCore, TensorSpec
-from forestgate.server.status import Context, rpc
+from forestgate.server.status import Context, RpcLimit, rpc
 
 EXTENSIONS = ["model_repository", "schedule_policy", "parameters"]
 
@@ -27,10 +27,11 @@ EXTENSIONS = ["model_repository", "schedule_policy", "parameters"]
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The core RPCs and the repository extension; registered with `handlers()`."""
 
-    def __init__(self, core: ScoringCore, metrics: ServerMetrics) -> None:
+    def __init__(self, core: ScoringCore, metrics: ServerMetrics, rpc_limit: RpcLimit) -> None:
         self.core = core
         self.repository = core.repository
         self.metrics = metrics
+        self.rpc_limit = rpc_limit
 
     @rpc("ServerLive", pb.ServerLiveRequest)
     async def ServerLive(
@@ -68,7 +69,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelMetadataResponse:
         return _metadata(self.core.model_info(request.name, request.version))
 
-    @rpc("ModelInfer", pb.ModelInferRequest)
+    @rpc("ModelInfer", pb.ModelInferRequest, bounded=True)
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:

@@ -150,7 +150,7 @@ class ScoringCore:
         if shape[0] > self.max_request_rows:
             raise InvalidInput(
                 f"{label}: {shape[0]} rows, more than the limit of {self.max_request_rows} per "
-                "request (max_batch_rows)"
+                "request (max_request_rows)"
             )
         rows: npt.NDArray[np.float32] = tensor.data  # type: ignore[assignment]
         return rows

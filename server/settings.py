@@ -27,9 +27,13 @@ class Settings:
     metrics_port: int = 9090
     workers: int = 1
     max_batch_rows: int = 256
+    max_request_rows: int = 100_000
     max_queue_delay_us: int = 0
     max_queue_rows: int = 4096
-    execution: str = "inline"
+    shed_queue_time_us: int = 2000
+    shed_interval_ms: int = 100
+    execution: str = "thread"
+    engine_cpus: str = ""
     max_message_bytes: int = 4 * 1024 * 1024
     max_concurrent_rpcs: int = 0
     grace_period_s: float = 10.0
@@ -49,21 +53,38 @@ class Settings:
         )
         need(1 <= self.workers <= 64, "workers", "must be 1-64")
         need(self.max_batch_rows >= 1, "max_batch_rows", "must be >= 1")
+        need(self.max_request_rows >= 1, "max_request_rows", "must be >= 1")
         need(self.max_queue_delay_us >= 0, "max_queue_delay_us", "must be >= 0")
+        need(self.shed_queue_time_us >= 0, "shed_queue_time_us", "must be >= 0 (0: off)")
+        need(self.shed_interval_ms >= 1, "shed_interval_ms", "must be >= 1")
         need(
             self.max_queue_rows >= self.max_batch_rows,
             "max_queue_rows",
             "must be >= max_batch_rows",
         )
-        need(self.execution in ("inline", "thread"), "execution", "must be inline or thread")
+        need(self.execution in ("inline", "thread"), "execution", "must be thread or inline")
+        try:
+            cpus = self.cpus
+        except ValueError:
+            cpus = (-1,)
+        need(all(cpu >= 0 for cpu in cpus), "engine_cpus", "must be CPU numbers like 1 or 2,3")
         need(self.max_message_bytes >= 1024, "max_message_bytes", "must be >= 1024")
-        need(self.max_concurrent_rpcs >= 0, "max_concurrent_rpcs", "must be >= 0 (0: no limit)")
+        need(
+            self.max_concurrent_rpcs >= 0,
+            "max_concurrent_rpcs",
+            "must be >= 0 (0: as many as max_queue_rows)",
+        )
         need(self.grace_period_s >= 0, "grace_period_s", "must be >= 0")
         need(
             self.log_level in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "log_level",
             "must be DEBUG, INFO, WARNING or ERROR",
         )
+
+    @property
+    def cpus(self) -> tuple[int, ...]:
+        """engine_cpus as CPU numbers: "" -> (), "1" -> (1,), "2,3" -> (2, 3)."""
+        return tuple(int(part) for part in self.engine_cpus.split(",") if part.strip())
 
 
 class SettingsError(ConfigError):
@@ -80,12 +101,22 @@ HELP: dict[str, tuple[type, str]] = {
         "Prometheus /metrics HTTP port; worker i uses port+i (0: a free one, -1: off)",
     ),
     "workers": (int, "processes sharing the port via SO_REUSEPORT (balances connections)"),
-    "max_batch_rows": (int, "rows, the most one engine call takes; larger requests are refused"),
+    "max_batch_rows": (int, "rows, the most one engine call takes; larger requests are chunked"),
+    "max_request_rows": (int, "rows, the most one request may carry; beyond it INVALID_ARGUMENT"),
     "max_queue_delay_us": (int, "microseconds, how long the oldest request may wait for more"),
     "max_queue_rows": (int, "rows, queue bound per model; beyond it RESOURCE_EXHAUSTED"),
-    "execution": (str, "inline (engine call on the event loop) or thread (one engine thread)"),
+    "shed_queue_time_us": (
+        int,
+        "microseconds; shed (RESOURCE_EXHAUSTED) while queue time stays above it (0: off)",
+    ),
+    "shed_interval_ms": (int, "milliseconds queue time must stay above target before shedding"),
+    "execution": (str, "thread (an engine thread per model) or inline (on the event loop)"),
+    "engine_cpus": (str, "CPUs to pin engine threads to, e.g. 1 or 2,3 (empty: not pinned)"),
     "max_message_bytes": (int, "bytes, largest request or response message accepted"),
-    "max_concurrent_rpcs": (int, "RPCs in progress before RESOURCE_EXHAUSTED (0: no limit)"),
+    "max_concurrent_rpcs": (
+        int,
+        "inference RPCs in progress before RESOURCE_EXHAUSTED (0: max_queue_rows)",
+    ),
     "grace_period_s": (float, "seconds in-flight calls get to finish on SIGTERM"),
     "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),
 }

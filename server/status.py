@@ -46,23 +46,49 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+class RpcLimit:
+    """Inference RPCs in progress; beyond `limit` a new one is refused at once.
+
+    gRPC's own `maximum_concurrent_rpcs` refuses too, but out of ForestGate's sight (uncounted)
+    and for every service, health checks included; this bound is counted like any other
+    RESOURCE_EXHAUSTED and leaves health and metadata calls alone.
+    """
+
+    __slots__ = ("active", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+
 def rpc(
-    method: str, request_type: type[Message]
+    method: str, request_type: type[Message], *, bounded: bool = False
 ) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
     """Wrap a servicer method: parse, map errors to status codes, record count and latency.
 
     The method is registered without a request deserializer (see server/app.py), so bytes
     arrive here and a request that is not valid protobuf gets INVALID_ARGUMENT with a message,
-    instead of gRPC's own UNKNOWN "Unexpected DecodeError".
+    instead of gRPC's own UNKNOWN "Unexpected DecodeError". A `bounded` method counts against
+    the servicer's `rpc_limit`.
     """
 
     def decorate(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
         @functools.wraps(handler)
         async def wrapper(self: Any, request: Any, context: Context) -> Resp:
             metrics: ServerMetrics = self.metrics
-            started = time.perf_counter()
+            limit: RpcLimit | None = self.rpc_limit if bounded else None
+            started = time.monotonic_ns()
             code = grpc.StatusCode.OK
+            counted = False
             try:
+                if limit is not None:
+                    if limit.active >= limit.limit:
+                        raise errors.Overloaded(
+                            f"{limit.active} {method} calls in progress, "
+                            f"max_concurrent_rpcs={limit.limit}"
+                        )
+                    limit.active += 1
+                    counted = True
                 if isinstance(request, bytes):
                     try:
                         request = request_type.FromString(request)
@@ -84,8 +110,9 @@ def rpc(
                 await context.abort(code, f"{method}: internal error (logged by the server)")
                 raise
             finally:
-                metrics.requests.labels(method, code.name).inc()
-                metrics.request_latency.labels(method).observe(time.perf_counter() - started)
+                if counted:
+                    limit.active -= 1  # type: ignore[union-attr]
+                metrics.method(method).record(code.name, (time.monotonic_ns() - started) / 1e9)
 
         return wrapper
 

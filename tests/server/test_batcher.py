@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
+import os
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 
 from forestgate.errors import DeadlineExpired, Overloaded, Unavailable
 from forestgate.server.batcher import BatchStats, MicroBatcher
+from forestgate.server.shedding import QueueTimeShedder
 
 F = 4  # features per row
 MODES = ["inline", "thread"]
@@ -154,15 +154,11 @@ def make(engine: Any, **kwargs: Any) -> MicroBatcher:
         ({"max_batch_rows": 8, "max_queue_rows": 7}, "max_queue_rows"),
         ({"max_queue_delay_us": -1}, "max_queue_delay_us"),
         ({"execution": "process"}, "execution"),
-        ({"execution": "inline", "executor": "an executor"}, "executor"),
     ],
 )
 def test_invalid_arguments_are_refused_by_name(kwargs: dict[str, Any], named: str) -> None:
-    with concurrent.futures.ThreadPoolExecutor(1) as executor:
-        if "executor" in kwargs:
-            kwargs = {**kwargs, "executor": executor}
-        with pytest.raises(ValueError, match=rf"^{named}\b"):
-            make(Engine(), **kwargs)
+    with pytest.raises(ValueError, match=rf"^{named}\b"):
+        make(Engine(), **kwargs)
 
 
 def test_the_smallest_valid_limits_are_accepted() -> None:
@@ -451,8 +447,9 @@ def test_requests_queued_behind_a_failing_batch_still_succeed() -> None:
     run(main())
 
 
-def test_a_dispatcher_that_dies_fails_every_waiting_request_and_refuses_new_ones(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("execution", MODES)
+def test_an_engine_side_that_dies_fails_every_waiting_request_and_refuses_new_ones(
+    execution: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Crash(BaseException):
         pass
@@ -461,19 +458,18 @@ def test_a_dispatcher_that_dies_fails_every_waiting_request_and_refuses_new_ones
         raise Crash
 
     async def main() -> None:
-        batcher = make(predict, max_batch_rows=1)
+        batcher = make(predict, max_batch_rows=1, execution=execution)
         outcomes = await asyncio.gather(
             batcher.submit(block(1, 1)), batcher.submit(block(2, 1)), return_exceptions=True
         )
         assert [type(o) for o in outcomes] == [Unavailable, Unavailable]  # in batch, queued
         with pytest.raises(Unavailable, match="stopped"):
             await batcher.submit(block(3, 1))
-        with pytest.raises(Crash):
-            await batcher.drain()
+        await batcher.drain()
 
     with caplog.at_level(logging.ERROR, logger="forestgate.server.batcher"):
         run(main())
-    assert ["dispatcher failed" in r.getMessage() for r in caplog.records] == [True]
+    assert ["engine side failed" in r.getMessage() for r in caplog.records] == [True]
 
 
 # --- max_queue_delay_us -------------------------------------------------------------------------
@@ -505,47 +501,54 @@ def test_a_backlog_waits_for_more_rows_and_flushes_when_a_batch_is_full() -> Non
 def test_a_backlog_is_flushed_when_its_oldest_request_reaches_the_delay() -> None:
     engine = Engine(hold_first=True)
 
-    async def main() -> float:
-        loop = asyncio.get_running_loop()
-        batcher = make(engine, max_queue_delay_us=30_000, execution="thread", clock=FakeClock())
+    async def main() -> None:
+        batcher = make(engine, max_queue_delay_us=30_000, execution="thread")
         first = asyncio.create_task(batcher.submit(block(0, 1)))
         await engine.busy()
         held = asyncio.create_task(batcher.submit(block(1, 1)))
         await settle()
         engine.release.set()
         await first
-        released = loop.time()
-        await held
-        waited = loop.time() - released
+        await held  # 1 of 8 rows: only the delay can have let it go
         await batcher.drain()
-        return waited
 
-    waited = run(main())
-    assert waited >= 0.025  # the loop's timer, ~1 ms granularity
+    run(main())
     assert engine.sizes() == [1, 1]
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_a_sub_millisecond_delay_still_holds_a_backlog_on_either_loop(loop: str) -> None:
-    engine = Engine(hold_first=True)
+def test_inline_hold_rounds_a_sub_millisecond_delay_up_to_a_timer_tick(
+    loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loop timers have millisecond resolution and uvloop rounds to the nearest: a 300 us hold
+    must ask for 1 ms, not for a 0.3 ms timer that would fire at once."""
+    engine = Engine()
+    asked: list[float] = []
+    later: list[asyncio.Future[np.ndarray]] = []
 
-    async def main() -> float:
-        batcher = make(engine, max_queue_delay_us=300, execution="thread", clock=FakeClock())
-        first = asyncio.create_task(batcher.submit(block(0, 1)))
-        await engine.busy()
-        held = asyncio.create_task(batcher.submit(block(1, 1)))
-        await settle()
-        engine.release.set()
-        await first
-        released = time.perf_counter()
-        await held
-        waited = time.perf_counter() - released
+    async def main() -> None:
+        running = asyncio.get_running_loop()
+        call_later = running.call_later
+
+        def spy(delay: float, callback: Any, *args: Any) -> Any:
+            asked.append(delay)
+            return call_later(delay, callback, *args)
+
+        monkeypatch.setattr(running, "call_later", spy, raising=False)
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            if not later:  # arrives while the first batch runs: a backlog that may be held
+                later.append(asyncio.ensure_future(batcher.submit(block(1, 1))))
+            return engine.predict(x)
+
+        batcher = make(predict, max_queue_delay_us=300, execution="inline")
+        await batcher.submit(block(0, 1))
+        await asyncio.gather(*later)
         await batcher.drain()
-        return waited
 
     runner = uvloop.run if loop == "uvloop" else asyncio.run
-    waited = runner(asyncio.wait_for(main(), 10))
-    assert waited >= 300e-6  # uvloop would round a 300 us timer down to none
+    runner(asyncio.wait_for(main(), 10))
+    assert asked == [0.001]
     assert engine.sizes() == [1, 1]
 
 
@@ -619,7 +622,7 @@ def test_drain_finishes_in_flight_and_queued_work_then_refuses_new_work() -> Non
     run(main())
     assert engine.sizes() == [1, 2]
     assert [reason for reason, _ in recorder.rejects] == ["unavailable", "unavailable"]
-    assert not any(t.name.startswith("batcher-drained") for t in threading.enumerate())
+    assert not any(t.name == "engine drained" for t in threading.enumerate())
 
 
 def test_drain_does_not_wait_out_the_delay() -> None:
@@ -701,32 +704,36 @@ def test_inline_mode_calls_predict_on_the_event_loop_thread() -> None:
     assert engine.threads == [threading.current_thread().name]
 
 
-def test_thread_mode_uses_an_injected_executor_and_leaves_it_running() -> None:
-    engine = Engine()
-    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engine")
-
-    async def main() -> None:
-        batcher = make(engine, execution="thread", executor=executor)
-        await batcher.submit(block(1, 1))
-        await batcher.drain()
-
-    run(main())
-    assert engine.threads[0].startswith("engine")
-    assert executor.submit(lambda: 42).result() == 42  # drain did not shut it down
-    executor.shutdown()
-
-
-def test_thread_mode_without_an_executor_uses_one_thread_of_its_own() -> None:
+def test_thread_mode_runs_the_engine_on_a_thread_of_its_own_that_drain_ends() -> None:
     engine = Engine()
 
     async def main() -> None:
         batcher = make(engine, execution="thread", name="fraud/3")
         await asyncio.gather(*(batcher.submit(block(t, 1)) for t in range(3)))
         await batcher.drain()
-        assert not any(t.name.startswith("batcher-fraud/3") for t in threading.enumerate())
+        assert not any(t.name == "engine fraud/3" for t in threading.enumerate())
 
     run(main())
-    assert {name.split("_")[0] for name in engine.threads} == {"batcher-fraud/3"}
+    assert set(engine.threads) == {"engine fraud/3"}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux CPU affinity")
+def test_the_engine_thread_is_pinned_to_engine_cpus() -> None:
+    seen: list[set[int]] = []
+    cpu = min(os.sched_getaffinity(0))
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        seen.append(os.sched_getaffinity(0))
+        return x[:, 0]
+
+    async def main() -> None:
+        batcher = make(predict, execution="thread", engine_cpus=(cpu,))
+        await batcher.submit(block(1, 1))
+        await batcher.drain()
+
+    run(main())
+    assert seen == [{cpu}]
+    assert os.sched_getaffinity(0) != {cpu} or len(os.sched_getaffinity(0)) == 1  # loop unpinned
 
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -788,3 +795,138 @@ def test_a_failing_observer_never_fails_requests_and_is_logged_once(
         run(main())
     assert len(caplog.records) == 1
     assert "observer failed" in caplog.records[0].getMessage()
+
+
+# --- large requests -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("execution", MODES)
+def test_a_request_larger_than_a_batch_is_scored_in_chunks_of_its_own(execution: str) -> None:
+    engine = Engine(width=2)
+    big = block(1, 21)
+
+    async def main() -> np.ndarray:
+        batcher = make(engine, max_batch_rows=8, max_queue_rows=8, execution=execution)
+        result = await batcher.submit(big)
+        assert batcher.queue_rows == 0
+        await batcher.drain()
+        return result
+
+    result = run(main())
+    assert engine.sizes() == [8, 8, 5]
+    np.testing.assert_array_equal(result, big[:, :2])
+
+
+def test_small_requests_are_served_between_the_chunks_of_a_large_one() -> None:
+    engine = Engine(hold_first=True)
+    big = block(1, 20)
+
+    async def main() -> None:
+        batcher = make(engine, max_batch_rows=8, execution="thread")
+        large = asyncio.create_task(batcher.submit(big))
+        await engine.busy()  # its first chunk is in the engine
+        small = [asyncio.create_task(batcher.submit(block(t, 1))) for t in (2, 3)]
+        await settle()
+        engine.release.set()
+        for tag, task in zip((2, 3), small, strict=True):
+            np.testing.assert_array_equal(await task, block(tag, 1)[:, 0])
+        np.testing.assert_array_equal(await large, big[:, 0])
+        await batcher.drain()
+
+    run(main())
+    assert engine.sizes() == [8, 2, 8, 4]  # chunk, the small batch, then the rest
+
+
+def test_a_large_request_is_refused_only_behind_another_that_fills_the_queue() -> None:
+    engine = Engine(hold_first=True)
+
+    async def main() -> None:
+        batcher = make(engine, max_batch_rows=4, max_queue_rows=8, execution="thread")
+        first = asyncio.create_task(batcher.submit(block(0, 30)))  # alone: admitted
+        await engine.busy()
+        second = asyncio.create_task(batcher.submit(block(1, 6)))  # 26 + 6 rows > 8
+        with pytest.raises(Overloaded, match="rows of large requests queued"):
+            await second
+        engine.release.set()
+        np.testing.assert_array_equal(await first, block(0, 30)[:, 0])
+        await batcher.drain()
+
+    run(main())
+
+
+def test_an_expired_large_request_is_never_computed() -> None:
+    clock = FakeClock()
+    engine = Engine()
+
+    async def main() -> None:
+        batcher = make(engine, max_batch_rows=4, clock=clock, execution="thread")
+        with pytest.raises(DeadlineExpired):
+            await batcher.submit(block(0, 9), deadline_ns=clock.now)
+        await batcher.drain()
+
+    run(main())
+    assert engine.batches == []
+
+
+def test_close_fails_a_large_request_between_its_chunks() -> None:
+    engine = Engine(hold_first=True)
+
+    async def main() -> None:
+        batcher = make(engine, max_batch_rows=4, execution="thread")
+        large = asyncio.create_task(batcher.submit(block(0, 12)))
+        await engine.busy()
+        closing = asyncio.create_task(batcher.close())
+        await settle()
+        engine.release.set()
+        with pytest.raises(Unavailable, match="closed"):
+            await large
+        await closing
+        assert batcher.queue_rows == 0
+
+    run(main())
+    assert engine.sizes() == [4]
+
+
+# --- shedding on queue time ---------------------------------------------------------------------
+
+
+def shed_after(clock: FakeClock, target_us: int = 1000, interval_ms: int = 10) -> QueueTimeShedder:
+    return QueueTimeShedder(
+        target_ns=target_us * 1000, interval_ns=interval_ms * 1_000_000, clock=clock
+    )
+
+
+def test_a_standing_queue_is_shed_at_dequeue_and_at_admission_then_recovers() -> None:
+    clock = FakeClock()
+    engine = Engine(hold_first=True, clock=clock, compute_ns=10_000_000)  # 10 ms per batch
+    recorder = Recorder()
+    shedder = shed_after(clock)
+
+    async def main() -> None:
+        batcher = make(
+            engine, max_batch_rows=1, execution="thread", clock=clock, shedder=shedder,
+            observer=recorder,
+        )  # fmt: skip
+        first = asyncio.create_task(batcher.submit(block(0, 1)))
+        await engine.busy()
+        waiting = [asyncio.create_task(batcher.submit(block(t, 1), context=t)) for t in (1, 2, 3)]
+        await settle()
+        clock.now += 50_000_000  # every queued request has waited far above the 1 ms target
+        engine.release.set()
+        await first
+        # Request 1 starts the 10 ms interval above target and is computed; requests 2 and 3
+        # leave the queue one batch (10 ms) later, above target for a whole interval: shed.
+        np.testing.assert_array_equal(await waiting[0], block(1, 1)[:, 0])
+        for task in waiting[1:]:
+            with pytest.raises(Overloaded, match="queue time stayed above 1000 us for 10 ms"):
+                await task
+        # The queue is empty again: a new request is admitted, waits under target, and ends
+        # the episode.
+        np.testing.assert_array_equal(await batcher.submit(block(4, 1)), block(4, 1)[:, 0])
+        assert not shedder.shedding
+        await batcher.drain()
+
+    run(main())
+    assert shedder.episodes == 1
+    assert [reason for reason, _ in recorder.rejects] == ["shed", "shed"]
+    assert engine.sizes() == [1, 1, 1]

@@ -45,7 +45,7 @@ async def open_core(repository: Path, gate: Gate, **settings: Any) -> ScoringCor
     await models.load_all()
     readiness = Readiness()
     readiness.ready = True
-    return ScoringCore(models, readiness, max_request_rows=config.max_batch_rows)
+    return ScoringCore(models, readiness, max_request_rows=config.max_request_rows)
 
 
 def run(repository: Path, scenario: Any, gate: Gate | None = None, **settings: Any) -> Any:
@@ -99,7 +99,7 @@ def test_requests_sent_while_the_engine_is_held_share_the_next_batch(
         (request(rows(2)[:, :3]), r"shape [2, 3], expected [n, 8]"),
         (request(rows(2).reshape(-1)), r"shape [16], expected [n, 8]"),
         (request(np.empty((0, NUM_FEATURES), np.float32)), "has no rows"),
-        (request(rows(300)), "300 rows, more than the limit of 256"),
+        (request(rows(300)), "300 rows, more than the limit of 299 per request (max_request"),
         (
             InferRequest("fraud", (Tensor("a", "FP32", rows(1)), Tensor("b", "FP32", rows(1)))),
             "inputs: expected exactly 1 input tensor",
@@ -116,7 +116,7 @@ def test_a_bad_request_is_refused_naming_the_field_and_never_reaches_the_engine(
             await core.infer(bad)
 
     gate = Gate(closed=False)
-    run(model_repository, scenario, gate)
+    run(model_repository, scenario, gate, max_request_rows=299)
     assert gate.batches == []
 
 

@@ -84,7 +84,7 @@ def _cases() -> list[tuple[str, object, str]]:
         return r
 
     def too_many_rows() -> pb.ModelInferRequest:
-        return _request(rows(300))
+        return _request(np.zeros((100_001, NUM_FEATURES), np.float32))
 
     def one_dim() -> pb.ModelInferRequest:
         r = _request(x)
@@ -105,7 +105,7 @@ def _cases() -> list[tuple[str, object, str]]:
         ("bad timeout", bad_param, "parameters['timeout']"),
         ("empty parameter", empty_param, "parameters['anything']"),
         ("typed count", typed_count, "fp32_contents has 15 values"),
-        ("too many rows", too_many_rows, "limit of 256"),
+        ("too many rows", too_many_rows, "100001 rows, more than the limit of 100000"),
         ("1-D shape", one_dim, "expected [n, 8]"),
         ("unknown output", unknown_output, "'probabilities'"),
     ]

@@ -13,6 +13,7 @@ import numpy as np
 from forestgate.engine.model import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
+from forestgate.server.shedding import QueueTimeShedder
 from tests.server.conftest import rows
 from tests.server.engines import Gate
 
@@ -125,3 +126,116 @@ def test_drain_completes_accepted_requests_and_refuses_new(serve_with, model_rep
         assert isinstance(result, pb.ModelInferResponse), result
         got = np.frombuffer(result.raw_output_contents[0], dtype="<f4")
         np.testing.assert_array_equal(got, model.predict(x))
+
+
+def test_rpcs_beyond_the_bound_are_resource_exhausted_and_counted(serve_with, model_repository):
+    """Three calls hold the engine and the queue; every other one is refused by the RPC bound
+    before it is parsed, and the refusals are counted like any other status."""
+    model = CompiledModel.open(model_repository / "fraud" / "2")
+    gate = Gate()
+    settings = {"max_concurrent_rpcs": 3, "max_batch_rows": 1, "max_queue_rows": 64}
+    with serve_with(model_repository, gate.wrap, **settings) as server:
+        batches = [rows(1, seed=i) for i in range(10)]
+
+        async def burst() -> list[object]:
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)
+                calls = [
+                    asyncio.ensure_future(stub.ModelInfer(_request(x), timeout=30)) for x in batches
+                ]
+                await _until(lambda: sum(c.done() for c in calls) >= 7, "7 refused")
+                gate.opened.set()
+                return await asyncio.gather(*calls, return_exceptions=True)
+
+        results = asyncio.run(burst())
+        stats = server.running.metrics.methods["ModelInfer"]  # type: ignore[attr-defined]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(refused) == 7
+    assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert "3 ModelInfer calls in progress, max_concurrent_rpcs=3" in refused[0].details()
+    assert stats.codes == {"RESOURCE_EXHAUSTED": 7, "OK": 3}
+    for x, result in zip(batches, results, strict=True):
+        if isinstance(result, pb.ModelInferResponse):
+            got = np.frombuffer(result.raw_output_contents[0], dtype="<f4")
+            np.testing.assert_array_equal(got, model.predict(x))
+
+
+def test_a_10000_row_request_gets_every_row_while_small_requests_keep_flowing(
+    serve_with, model_repository
+):
+    """The large request's chunks share the engine with the 1-row calls: while it is held at
+    the gate on its first chunk, small calls queue; once released, they are answered between
+    its chunks, and every one of its 10,000 rows is the model's own score."""
+    model = CompiledModel.open(model_repository / "fraud" / "2")
+    gate = Gate()
+    big = rows(10_000, seed=7)
+    small = [rows(1, seed=100 + i) for i in range(20)]
+    with serve_with(model_repository, gate.wrap, max_batch_rows=256) as server:
+
+        async def scenario() -> tuple[object, list[object]]:
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)
+                large = asyncio.ensure_future(stub.ModelInfer(_request(big), timeout=60))
+                await _until(lambda: gate.rows_in_engine > 0, "the first chunk is in the engine")
+                calls = [asyncio.ensure_future(stub.ModelInfer(_request(x))) for x in small]
+                batcher = server.running.repository.get("fraud").batcher  # type: ignore[attr-defined]
+                await _until(lambda: batcher.queue_rows == 10_000 + 20, "all queued")
+                gate.opened.set()
+                return await large, await asyncio.gather(*calls)
+
+        large, answers = asyncio.run(scenario())
+    got = np.frombuffer(large.raw_output_contents[0], dtype="<f4")  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(got, model.predict(big))
+    for x, answer in zip(small, answers, strict=True):
+        np.testing.assert_array_equal(
+            np.frombuffer(answer.raw_output_contents[0], dtype="<f4"), model.predict(x)
+        )
+    sizes = gate.sizes()
+    assert sizes[0] == 256 and sum(sizes) == 10_000 + 20
+    # The small calls formed a batch right after the held chunk, not after all 40 chunks.
+    assert sizes[1] == 20
+
+
+# --- QueueTimeShedder on its own, on a fake clock ------------------------------------------------
+
+MS = 1_000_000
+
+
+def shedder() -> QueueTimeShedder:
+    return QueueTimeShedder(target_ns=2 * MS, interval_ns=100 * MS, clock=lambda: 0)
+
+
+def test_a_burst_that_drains_within_the_interval_is_never_shed() -> None:
+    codel = shedder()
+    waits = [5 * MS, 8 * MS, 3 * MS, 1 * MS]  # above target, then below before 100 ms passed
+    assert [codel.observe(w, now) for w, now in zip(waits, (0, 40, 80, 99), strict=True)] == [
+        False
+    ] * 4
+    assert not codel.shedding and codel.episodes == 0
+
+
+def test_queue_time_above_target_for_a_whole_interval_starts_shedding() -> None:
+    codel = shedder()
+    assert codel.observe(3 * MS, 0) is False  # the interval starts
+    assert codel.observe(3 * MS, 99 * MS) is False
+    assert codel.observe(3 * MS, 100 * MS) is True  # above target for the whole interval
+    assert codel.shedding and codel.episodes == 1
+    assert codel.observe(3 * MS, 150 * MS) is True
+
+
+def test_one_wait_under_target_ends_an_episode_and_the_next_needs_a_full_interval() -> None:
+    codel = shedder()
+    codel.observe(3 * MS, 0)
+    codel.observe(3 * MS, 100 * MS)
+    assert codel.observe(1 * MS, 120 * MS) is False
+    assert not codel.shedding
+    assert codel.observe(3 * MS, 130 * MS) is False  # a new interval starts here
+    assert codel.observe(3 * MS, 229 * MS) is False
+    assert codel.observe(3 * MS, 230 * MS) is True
+    assert codel.episodes == 2
+
+
+def test_a_wait_exactly_at_target_counts_as_above() -> None:
+    codel = shedder()
+    codel.observe(2 * MS, 0)
+    assert codel.observe(2 * MS, 100 * MS) is True
