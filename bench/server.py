@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import engine_workload
+import engine_data
 import grpc
 import numpy as np
 import server_markdown
@@ -422,9 +422,9 @@ def prepare_model(cache: Path) -> dict[str, Any]:
     """The engine benchmark's xgb_med model (trained there or here, cached) compiled with
     `forestgate compile`'s default options into a repository of its own."""
     cache = cache.resolve()
-    spec = engine_workload.SPECS[MODEL]
-    data = engine_workload.load_data(cache, N_TRAIN, N_TEST)
-    model_path, info = engine_workload.train(spec, data, cache)
+    spec = engine_data.SPECS[MODEL]
+    data = engine_data.load_data(cache, N_TRAIN, N_TEST)
+    model_path, info = engine_data.train(spec, data, cache)
     repository = cache / "server" / info["key"] / "repository"
     bundle = repository / MODEL / "1"
     if not (bundle / "manifest.json").is_file():
