@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 QUICK = HERE / ".cache" / "quick"
 WINDOW = ("started", "seconds", "loadavg_start", "loadavg_end")
+CACHES = (("L1d", "l1d"), ("L1i", "l1i"), ("L2", "l2"), ("L3", "l3"))
 
 
 def table(
@@ -72,16 +73,17 @@ class Markdown:
 
 
 def machine_line(env: dict[str, Any]) -> str:
+    # .get: results written before the shared provenance lack some of these fields.
+    caches = ", ".join(f"{name} {env[key]}" for name, key in CACHES if key in env)
     return (
-        f"Machine: {env['cpu']}, {env['cpus']} CPUs ({env['hypervisor']} guest); L1d "
-        f"{env['l1d']}, L1i {env['l1i']}, L2 {env['l2']}, L3 {env['l3']} (lscpu); Linux "
-        f"{env['kernel']}"
+        f"Machine: {env['cpu']}, {env['cpus']} CPUs ({env['hypervisor']} guest); {caches} "
+        f"(lscpu); Linux {env.get('kernel', '?')}"
     )
 
 
 def software_line(env: dict[str, Any]) -> str:
     packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
-    return f"Python {env['python']}, {env['gcc']}; {packages}"
+    return f"Python {env['python']}, {env.get('gcc', 'gcc ?')}; {packages}"
 
 
 def commit_line(env: dict[str, Any]) -> str:
