@@ -162,12 +162,17 @@ def _gains(v: ModelView, pairs: list[tuple[str, str]]) -> str:
     )
 
 
+def _pairs(keys: list[str], suffix: str, without: str) -> list[tuple[str, str]]:
+    """(variant with an option, the same variant without it) for every such pair built."""
+    pairs = [(k, k.replace(suffix, without)) for k in keys if k.endswith(suffix)]
+    return [(a, b) for a, b in pairs if b in keys]
+
+
 def _effects(v: ModelView) -> list[str]:
     """Quantisation, annotation and translation-unit effects for one model, as bullet lines."""
     keys = v.built()
     lines = []
-    quant = [(k, k.replace("-q1", "-q0")) for k in keys if k.endswith("-q1")]
-    quant = [(a, b) for a, b in quant if b in keys]
+    quant = _pairs(keys, "-q1", "-q0")
     if quant:
         lines.append(
             f"* **Quantisation, {v.name}:** time without / with quantisation, per row (median "
@@ -175,8 +180,7 @@ def _effects(v: ModelView) -> list[str]:
             f"{np.mean([v.so_mb(b) for _, b in quant]):.2f} -> "
             f"{np.mean([v.so_mb(a) for a, _ in quant]):.2f} MB."
         )
-    ann = [(k, k.replace("-ann", "")) for k in keys if k.endswith("-ann")]
-    ann = [(a, b) for a, b in ann if b in keys]
+    ann = _pairs(keys, "-ann", "")
     if ann:
         lines.append(
             f"* **Branch annotation, {v.name}:** time without / with annotation, per row "
