@@ -4,7 +4,7 @@ Submitters on one event loop send single-row requests to a MicroBatcher in a clo
 submit -> result latency is recorded per request. The engines are a native busy-wait of a fixed
 ~5 us and ~50 us per call (built with the C compiler the compiler already needs, called
 through ctypes like a real bundle, so it releases the GIL), and a real small compiled XGBoost
-bundle. Results go to bench/results/batcher.md; the verdicts there are computed from the
+bundle. Results go to bench/results/batcher.{md,json}; the verdicts there are computed from the
 numbers measured, so a rerun that measures differently says so.
 
     .venv/bin/python bench/batcher.py            # ~2 minutes on 2 cores
@@ -18,25 +18,25 @@ import asyncio
 import ctypes
 import gc
 import os
-import platform
 import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import metadata
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import provenance
+import report
 import uvloop
 
 from forestgate.server.batcher import MicroBatcher
 
 F32 = npt.NDArray[np.float32]
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "results" / "batcher.md"
+PACKAGES = ("numpy", "uvloop", "xgboost-cpu")
 MAX_BATCH_ROWS = 64
 CONCURRENCY = (1, 32)
 MODES = ("inline", "thread")
@@ -242,35 +242,6 @@ def measure(engines: list[Engine], loop_name: str, requests: int, repeats: int) 
     return results
 
 
-def _git(*args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(ROOT), *args], check=False, capture_output=True, text=True
-    )
-    return done.stdout.strip()
-
-
-def machine() -> list[str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = _git("rev-parse", "--short", "HEAD")
-    dirty = _git("status", "--porcelain", "--", "server/batcher.py")
-    versions = ", ".join(
-        f"{name} {metadata.version(name)}" for name in ("numpy", "uvloop", "xgboost-cpu")
-    )
-    return [
-        f"- Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}; {versions}",
-        f"- Commit: {commit}" + (" (server/batcher.py modified)" if dirty else ""),
-        f"- Load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
-    ]
-
-
 def verdict(inline: Run, thread: Run) -> str:
     faster, slower = (inline, thread) if inline.p50_us <= thread.p50_us else (thread, inline)
     gap = slower.p50_us - faster.p50_us
@@ -278,76 +249,86 @@ def verdict(inline: Run, thread: Run) -> str:
     return f"{faster.mode}, by {gap:.1f} us at p50 ({p99} at p99)"
 
 
-def report(
-    runs: dict[str, list[Run]],
-    floors: dict[str, float],
-    header: list[str],
-    start_load: float,
-) -> str:
-    lines = [
-        "# Micro-batcher: inline vs thread execution",
-        "",
-        "Written by `bench/batcher.py`; every number and verdict below is computed by it.",
-        "",
-        *header,
-        "",
-        "Latency is submit -> result inside one process (no gRPC), per single-row request, from",
-        "closed-loop submitters on the same event loop. Overhead is process CPU per request",
-        "outside predict (batcher, event loop, submitters and, in thread mode, the hand-off).",
-        "",
-    ]
-    verdicts: list[tuple[str, int, Run, Run]] = []
-    for loop_name, loop_runs in runs.items():
-        lines += [
-            f"## {loop_name}",
-            "",
-            "| engine (direct call p50) | mode | submitters | p50 us | p99 us | req/s "
-            "| overhead us/req | rows/batch |",
-            "|---|---|--:|--:|--:|--:|--:|--:|",
-        ]
-        for r in loop_runs:
-            lines.append(
-                f"| {r.engine} ({floors[r.engine]:.1f} us) | {r.mode} | {r.concurrency} "
-                f"| {r.p50_us:.1f} | {r.p99_us:.1f} | {r.throughput:,.0f} | {r.overhead_us:.1f} "
-                f"| {r.rows_per_batch:.1f} |"
-            )
-        lines.append("")
-        index = {(r.engine, r.mode, r.concurrency): r for r in loop_runs}
-        for engine in dict.fromkeys(r.engine for r in loop_runs):
-            for c in CONCURRENCY:
-                inline, thread = index[(engine, "inline", c)], index[(engine, "thread", c)]
-                verdicts.append((loop_name, c, inline, thread))
-                lines.append(f"- {engine}, {c} submitter(s): {verdict(inline, thread)}.")
-        lines.append("")
-    inline_wins = sum(i.p50_us <= t.p50_us for _, _, i, t in verdicts)
-    winner = "inline" if 2 * inline_wins >= len(verdicts) else "thread"
-    hand_off = statistics.median(t.overhead_us - i.overhead_us for _, c, i, t in verdicts if c == 1)
-    lines += [
-        "## Verdict",
-        "",
+Pair = tuple[str, int, Run, Run]  # loop, submitters, inline run, thread run
+
+
+def loop_section(
+    doc: report.Markdown, loop_name: str, runs: list[Run], floors: dict[str, float]
+) -> list[Pair]:
+    """One event loop's table and its per-cell verdicts; returns the inline/thread pairs."""
+    doc.heading(loop_name)
+    header = ["engine (direct call p50)", "mode", "submitters", "p50 us", "p99 us", "req/s"]
+    doc.table(
+        [*header, "overhead us/req", "rows/batch"],
+        (
+            [
+                f"{r.engine} ({floors[r.engine]:.1f} us)",
+                r.mode,
+                str(r.concurrency),
+                f"{r.p50_us:.1f}",
+                f"{r.p99_us:.1f}",
+                f"{r.throughput:,.0f}",
+                f"{r.overhead_us:.1f}",
+                f"{r.rows_per_batch:.1f}",
+            ]
+            for r in runs
+        ),
+        left=2,
+    )
+    index = {(r.engine, r.mode, r.concurrency): r for r in runs}
+    pairs, lines = [], []
+    for engine in dict.fromkeys(r.engine for r in runs):
+        for c in CONCURRENCY:
+            inline, thread = index[(engine, "inline", c)], index[(engine, "thread", c)]
+            pairs.append((loop_name, c, inline, thread))
+            lines.append(f"{engine}, {c} submitter(s): {verdict(inline, thread)}.")
+    doc.bullets(lines)
+    return pairs
+
+
+def verdict_section(doc: report.Markdown, pairs: list[Pair], start_load: float) -> None:
+    inline_wins = sum(i.p50_us <= t.p50_us for _, _, i, t in pairs)
+    winner = "inline" if 2 * inline_wins >= len(pairs) else "thread"
+    hand_off = statistics.median(t.overhead_us - i.overhead_us for _, c, i, t in pairs if c == 1)
+    doc.heading("Verdict")
+    doc.para(
         f"**{winner}** has the lower p50 in "
-        f"{inline_wins if winner == 'inline' else len(verdicts) - inline_wins} of "
-        f"{len(verdicts)} cases. Handing a batch to the engine thread and back costs about "
+        f"{inline_wins if winner == 'inline' else len(pairs) - inline_wins} of "
+        f"{len(pairs)} cases. Handing a batch to the engine thread and back costs about "
         f"{hand_off:.0f} us of CPU per batch (thread minus inline overhead at 1 submitter, "
         "median): two thread wake-ups. At 32 submitters that cost is shared by a batch of ~32 "
-        "rows, yet the hand-off latency stays on every request.",
-        "",
+        "rows, yet the hand-off latency stays on every request."
+    )
+    doc.para(
         "What this harness cannot show: the event loop here has nothing to do while the engine "
         "runs, because the submitters wait for their results. In the server the loop also "
         "decodes and encodes RPCs, which thread mode can overlap with a long engine call; "
         "for batches costing far more than the ~50 us measured here (large models, ~25 us per "
-        "row), measure end to end (bench/server.py) before choosing inline.",
-    ]
+        "row), measure end to end (bench/server.py) before choosing inline."
+    )
     cores = os.cpu_count() or 1
     if start_load > cores / 2:
-        lines += [
-            "",
+        doc.para(
             f"The machine was shared (load average {start_load:.2f} on {cores} cores at the "
             "start): p99 here mostly measures preemption by other processes (the scheduler "
-            "hands out slices of several ms), not the batcher; p50 is robust to it.",
-        ]
-    lines.append("")
-    return "\n".join(lines)
+            "hands out slices of several ms), not the batcher; p50 is robust to it."
+        )
+
+
+def markdown(results: dict[str, Any], runs: dict[str, list[Run]]) -> str:
+    doc = report.Markdown("Micro-batcher: inline vs thread execution")
+    doc.para("Written by `bench/batcher.py`; every number and verdict below is computed by it.")
+    doc.bullets(report.provenance(results["environment"], results["run"]))
+    doc.para(
+        "Latency is submit -> result inside one process (no gRPC), per single-row request, from "
+        "closed-loop submitters on the same event loop. Overhead is process CPU per request "
+        "outside predict (batcher, event loop, submitters and, in thread mode, the hand-off)."
+    )
+    pairs: list[Pair] = []
+    for loop_name, loop_runs in runs.items():
+        pairs += loop_section(doc, loop_name, loop_runs, results["direct_p50_us"])
+    verdict_section(doc, pairs, results["run"]["loadavg_start"][0])
+    return doc.text()
 
 
 def main() -> None:
@@ -356,13 +337,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell; median kept")
     parser.add_argument("--loops", default="uvloop,asyncio", help="event loops to measure")
     parser.add_argument("--no-model", action="store_true", help="skip the compiled XGBoost model")
-    parser.add_argument("--quick", action="store_true", help="smoke run; does not write results")
-    parser.add_argument("--out", type=Path, default=OUT)
+    report.add_output_options(parser, "smoke run (2,000 requests, 1 repeat), not for the record")
     args = parser.parse_args()
     if args.quick:
         args.requests, args.repeats = 2_000, 1
-    header = machine()
-    start_load = os.getloadavg()[0]
+    window = provenance.Window()
     with tempfile.TemporaryDirectory(prefix="bench-batcher-") as tmp:
         workdir = Path(tmp)
         engines = spin_engines(workdir, (5, 50))
@@ -373,19 +352,20 @@ def main() -> None:
         gc.collect()
         runs = {name: measure(engines, name, args.requests, args.repeats) for name in
                 args.loops.split(",")}  # fmt: skip
-    settings = [
-        f"- Load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
-        f"- Settings: max_batch_rows={MAX_BATCH_ROWS}, max_queue_delay_us=0, 1 row per "
-        f"request, {args.requests:,} requests per run after a warm-up, median of "
-        f"{args.repeats} interleaved runs per cell",
-    ]
-    text = report(runs, floors, header + settings, start_load)
-    if args.quick:
-        print(text)
-        return
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
+    results = {
+        "environment": provenance.environment(PACKAGES, ("server/batcher.py",)),
+        "run": window.close(
+            max_batch_rows=MAX_BATCH_ROWS,
+            max_queue_delay_us=0,
+            rows_per_request=1,
+            requests_per_run=args.requests,
+            interleaved_runs_per_cell=args.repeats,
+            quick=args.quick,
+        ),
+        "direct_p50_us": floors,
+        "runs": {name: [asdict(r) for r in loop_runs] for name, loop_runs in runs.items()},
+    }
+    report.write(report.output_dir(args), "batcher", markdown(results, runs), results)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ pinned to core 0; `forestgate load` runs on core 1 (one process, then --procs 2 
 core, then --procs 2 free to use both cores). With the server's core the limit, the tool's
 own ceiling is its CPU per call: rps / (its CPU share) is the rate one process would reach
 with a core to itself. An open-loop run at a fixed rate shows the send lag at that rate.
-Writes bench/results/load.md. Run: .venv/bin/python bench/load.py [--seconds 5]
+Writes bench/results/load.{md,json}. Run: .venv/bin/python bench/load.py [--seconds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -22,6 +21,9 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import provenance
+import report
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -35,6 +37,7 @@ DATA = json.dumps({
 })  # fmt: skip
 CALL = "inference.GRPCInferenceService/ModelInfer"
 PROTO = str(ROOT / "protos" / "inference" / "grpc_service.proto")
+PACKAGES = ("grpcio", "uvloop", "protobuf")
 
 
 def cpu_s(pid: int) -> float:
@@ -137,104 +140,55 @@ def median_run(
     return row
 
 
+def measure_all(target: str, server_pid: int, seconds: float, rounds: int) -> list[dict[str, Any]]:
+    """Every closed-loop configuration, then an open-loop run at 60 % of the best rate."""
+    z = ("-z", f"{seconds:g}s")
+    run_load(target, server_pid, "1", "-z", "1s", "-c", "32")  # warm-up
+    fixed = {
+        1: fixed_cpu(target, server_pid, "1"),
+        2: fixed_cpu(target, server_pid, "1", "-c", "2", "--procs", "2"),
+    }
+    rows = []
+    for cores, flags in CONFIGS:
+        procs = 2 if "--procs" in flags else 1
+        rows.append(
+            median_run(target, server_pid, cores, (*z, *flags), fixed_s=fixed[procs], rounds=rounds)
+        )
+    peak = max(r["rps"] for r in rows[:2])
+    rate = str(int(peak * 0.6 // 100 * 100))
+    flags = (*z, "-c", "128", "--connections", "4", "--rps", rate)
+    rows.append(median_run(target, server_pid, "1", flags, fixed_s=fixed[1], rounds=rounds))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    report.add_output_options(parser, "1-second runs, one round each, for a smoke run")
     args = parser.parse_args()
-    z = ("-z", f"{args.seconds:g}s")
-    load_before = os.getloadavg()
+    seconds, rounds = (1.0, 1) if args.quick else (args.seconds, args.rounds)
+    window = provenance.Window()
     server, target = start_server()
     try:
-        run_load(target, server.pid, "1", "-z", "1s", "-c", "32")  # warm-up
-        fixed = {
-            1: fixed_cpu(target, server.pid, "1"),
-            2: fixed_cpu(target, server.pid, "1", "-c", "2", "--procs", "2"),
-        }
-        rows = []
-        for cores, flags in CONFIGS:
-            procs = 2 if "--procs" in flags else 1
-            rows.append(
-                median_run(
-                    target,
-                    server.pid,
-                    cores,
-                    (*z, *flags),
-                    fixed_s=fixed[procs],
-                    rounds=args.rounds,
-                )
-            )
-        peak = max(r["rps"] for r in rows[:2])
-        rate = str(int(peak * 0.6 // 100 * 100))
-        flags = (*z, "-c", "128", "--connections", "4", "--rps", rate)
-        rows.append(
-            median_run(target, server.pid, "1", flags, fixed_s=fixed[1], rounds=args.rounds)
-        )
+        rows = measure_all(target, server.pid, seconds, rounds)
     finally:
         server.terminate()
         server.wait(10)
-    write(rows, args.seconds, load_before, os.getloadavg())
+    results = {
+        "environment": provenance.environment(PACKAGES),
+        "run": window.close(seconds_per_run=seconds, rounds=rounds, quick=args.quick),
+        "rows": rows,
+    }
+    report.write(report.output_dir(args), "load", markdown(results), results)
 
 
-def machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model or platform.processor()}, {os.cpu_count()} logical CPUs, {platform.platform()}"
-
-
-def write(
-    rows: list[dict[str, Any]],
-    seconds: float,
-    load_before: tuple[float, float, float],
-    load_after: tuple[float, float, float],
-) -> None:
-    import grpc
-
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    ).stdout.strip()
-    lines = [
-        "# `forestgate load`: the rate one process drives",
-        "",
-        f"- Machine: {machine()}",
-        f"- Commit: {commit or 'unknown'} (`bench/load.py --seconds {seconds:g}`)",
-        f"- Python {platform.python_version()}, grpcio {grpc.__version__}, uvloop event loop",
-        f"- Load average (1 min) before / after: {load_before[0]:.1f} / {load_after[0]:.1f} "
-        "(other work on the machine makes the numbers noisier; each row is the median of "
-        "its rounds by rps)",
-        "- Server: `bench/baseline.py constant` (a pre-serialized response, no parsing) on core 0.",
-        "- Load: `forestgate load --insecure --proto protos/inference/grpc_service.proto "
-        "--call inference.GRPCInferenceService/ModelInfer -d <1-row ModelInfer, typed fp32> "
-        f"-z {seconds:g}s` on the cores shown; closed loop unless --rps.",
-        "- load CPU: the command's CPU less that of a one-call run with the same flags "
-        "(start-up, protoc, connections, report), over the run's `total`; implied one-core "
-        "rps = 1 / (load CPU per call).",
-        "",
-        "| flags | load cores | rps | p50 (us) | p99 (us) | load CPU share | server CPU share "
-        "| load CPU per call (us) | implied one-core rps |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| `{r['flags']}` | {r['cores']} | {r['rps']:,.0f} | {r['p50_us']:,.0f} | "
-            f"{r['p99_us']:,.0f} | {r['load_cpu_share']:.0%} | {r['server_cpu_share']:.0%} | "
-            f"{r['load_cpu_us_per_call']:.0f} | {r['implied_one_core_rps']:,.0f} |"
-        )
+def findings(rows: list[dict[str, Any]]) -> list[str]:
+    """What the rows say: who sets the closed-loop rate, and the open-loop send lag."""
     open_loop = rows[-1]["forestgate"]
     lag = open_loop.get("sendLag", {})
     one = max(rows[:2], key=lambda r: r["rps"])
-    lines += [
-        "",
+    return [
         f"One process drives {one['rps']:,.0f} rps of 1-row ModelInfer against the constant "
         f"server with the server's core {one['server_cpu_share']:.0%} busy: the server, not the "
         f"tool, sets that number. The tool's own CPU per call ({one['load_cpu_us_per_call']:.0f} "
@@ -242,22 +196,51 @@ def write(
         "core of its own. On that same core `--procs 2` cannot add CPU (a difference there is "
         "the server's, still the limit), and given both cores it takes CPU from the server: "
         "more processes pay off only on a machine with cores to spare beyond the server's.",
-        "",
         f"Open loop at {open_loop.get('intendedRps', 0):,.0f} rps: actual "
         f"{open_loop.get('actualRps', 0):,.0f} rps, send lag p50 {lag.get('p50', 0) / 1e3:.0f} us, "
         f"p99 {lag.get('p99', 0) / 1e3:.0f} us, max {lag.get('max', 0) / 1e3:.0f} us.",
-        "",
-        "Raw rows:",
-        "",
-        "```json",
-        json.dumps(rows, indent=1, default=str),
-        "```",
-        "",
     ]
-    out = HERE / "results" / "load.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text("\n".join(lines), encoding="utf-8")
-    print(out)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows, seconds = results["rows"], results["run"]["seconds_per_run"]
+    doc = report.Markdown("`forestgate load`: the rate one process drives")
+    doc.bullets([
+        *report.provenance(results["environment"], results["run"]),
+        "Each row is the median of its rounds by rps (other work on the machine makes the "
+        "numbers noisier).",
+        "Server: `bench/baseline.py constant` (a pre-serialized response, no parsing) on core 0.",
+        "Load: `forestgate load --insecure --proto protos/inference/grpc_service.proto "
+        "--call inference.GRPCInferenceService/ModelInfer -d <1-row ModelInfer, typed fp32> "
+        f"-z {seconds:g}s` on the cores shown; closed loop unless --rps.",
+        "load CPU: the command's CPU less that of a one-call run with the same flags "
+        "(start-up, protoc, connections, report), over the run's `total`; implied one-core "
+        "rps = 1 / (load CPU per call).",
+    ])  # fmt: skip
+    header = ["flags", "load cores", "rps", "p50 (us)", "p99 (us)", "load CPU share"]
+    header += ["server CPU share", "load CPU per call (us)", "implied one-core rps"]
+    doc.table(
+        header,
+        (
+            [
+                f"`{r['flags']}`",
+                r["cores"],
+                f"{r['rps']:,.0f}",
+                f"{r['p50_us']:,.0f}",
+                f"{r['p99_us']:,.0f}",
+                f"{r['load_cpu_share']:.0%}",
+                f"{r['server_cpu_share']:.0%}",
+                f"{r['load_cpu_us_per_call']:.0f}",
+                f"{r['implied_one_core_rps']:,.0f}",
+            ]
+            for r in rows
+        ),
+        left=2,
+    )
+    for paragraph in findings(rows):
+        doc.para(paragraph)
+    doc.para("Raw rows:").extend(["```json", json.dumps(rows, indent=1, default=str), "```"])
+    return doc.text()
 
 
 if __name__ == "__main__":

@@ -7,16 +7,14 @@ miss is chosen by comparing them, so a rerun that measures differently says so.
 
 from __future__ import annotations
 
-import json
-import platform
-import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from machine import lscpu, package_versions, run
+import report
+from server_profile import summarize_profile
 
 LABELS = {
     "forestgate": "ForestGate, batching on",
@@ -33,7 +31,6 @@ COLORS = {
     "naive": "tab:red",
     "direct": "tab:green",
 }
-PACKAGES = ("grpcio", "uvloop", "protobuf", "numpy", "xgboost-cpu", "prometheus-client", "py-spy")
 TARGET_CONCURRENCY = 32
 CEILING_RATIO = 0.8
 NAIVE_RATIO = 4.0
@@ -54,22 +51,6 @@ def percentiles_us(latencies_ns: npt.NDArray[np.int64]) -> dict[str, float | Non
     out["mean"] = float(latencies_ns.mean()) / 1e3
     out["max"] = float(latencies_ns.max()) / 1e3
     return out
-
-
-def environment() -> dict[str, Any]:
-    fields = lscpu()
-    versions = package_versions(PACKAGES)
-    return {
-        "cpu": fields.get("Model name", "?"),
-        "cpus": fields.get("CPU(s)", "?"),
-        "l2": fields.get("L2 cache", "?"),
-        "hypervisor": fields.get("Hypervisor vendor", "none"),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "commit": run(["git", "rev-parse", "--short", "HEAD"]).strip(),
-        "dirty": bool(run(["git", "status", "--porcelain", "--untracked-files=no"]).strip()),
-        "packages": versions,
-    }
 
 
 def cell_key(series: str, mode: str, rows: int, load: float) -> str:
@@ -222,109 +203,16 @@ def user_target(pooled: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-# ------------------------------------------------------------------------------------ profile
-
-IDLE_LEAVES = ("epoll_wait", "epoll_pwait", "poll ", "select", "pthread_cond", "futex", "sem_wait")
-SYSCALL_LEAVES = ("sendmsg", "recvmsg", "recv ", "read ", "write ", "getpid", "syscall", "eventfd")
-CATEGORIES = (  # the innermost frame that matches one of these names the sample's category
-    ("engine (compiled model .so)", ("predict_unit", "forestgate_predict", "xgb_med-")),
-    ("metrics (prometheus_client)", ("prometheus_client",)),
-    ("protobuf", ("protobuf", "upb", "_message.")),
-    ("numpy", ("numpy",)),
-    ("ForestGate Python (server/, compiler/)", ("(server/", "(compiler/", "(forestgate/")),
-    ("gRPC (aio Python, Cython, C core)", ("grpc",)),
-    ("event loop (uvloop, asyncio)", ("uvloop", "asyncio", "loop.c", "uv_", "task_", "Task")),
-)
-FG_FUNCTIONS = (  # substrings of py-spy frame names; a sample counts once per entry
-    "wrapper (server/status.py)",
-    "ModelInfer (server/servicer.py)",
-    "decode_infer_request (server/codec.py)",
-    "_deadline_ns (server/servicer.py)",
-    "MicroBatcher.submit (server/batcher.py)",
-    "MicroBatcher._dispatch (server/batcher.py)",
-    "MicroBatcher._form_batch (server/batcher.py)",
-    "MicroBatcher._execute (server/batcher.py)",
-    "CompiledModel.predict (compiler/runtime.py)",
-    "BatchMetrics.on_batch (server/metrics.py)",
-    "encode_infer_response (server/codec.py)",
-    "prometheus_client",
-)
-
-
-def _frame(f: str) -> str:
-    return re.sub(r":\d+\)$", ")", f)
-
-
-def _category(frames: list[str]) -> str:
-    for f in reversed(frames):
-        for name, needles in CATEGORIES:
-            if any(needle in f for needle in needles):
-                return name
-    return "other"
-
-
-def summarize_profile(stacks: str) -> dict[str, Any]:
-    """py-spy raw stacks -> where the event-loop thread's busy time goes."""
-    total = main = idle = 0
-    categories: Counter[str] = Counter()
-    leaves: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    for line in stacks.splitlines():
-        stack, _, count = line.rstrip().rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        total += n
-        frames = [_frame(f) for f in stack.split(";")]
-        if not any(f.startswith("<module>") for f in frames):
-            continue
-        main += n
-        leaf = frames[-1]
-        if leaf.startswith(IDLE_LEAVES) or leaf.startswith("poll ("):
-            idle += n
-            continue
-        leaves[leaf] += n
-        for pattern in FG_FUNCTIONS:
-            if any(pattern in f for f in frames):
-                inclusive[pattern] += n
-        if leaf.startswith(SYSCALL_LEAVES):
-            # Attribute a system call to whoever made it, looking past asyncio's C helpers.
-            callers = [
-                f for f in frames if "_asynciomodule" not in f and "get_running_loop" not in f
-            ]
-            category = _category(callers)
-            call = leaf.split(" ")[0]
-            if any(f.startswith("eventfd_write") for f in frames):
-                call = "eventfd write, waking gRPC's threads"
-            elif call == "getpid" and any("get_running_loop" in f for f in frames):
-                call = "getpid from asyncio get_running_loop"
-            category = f"system call {call} (from {category.split(' (')[0]})"
-        else:
-            category = _category(frames)
-        categories[category] += n
-    busy = max(main - idle, 1)
-    return {
-        "samples": total,
-        "main_samples": main,
-        "main_idle_share": idle / main if main else 0.0,
-        "categories": [(k, v / busy) for k, v in categories.most_common()],
-        "top_self": [(k, v / busy) for k, v in leaves.most_common(20)],
-        "forestgate_inclusive": [(f, inclusive[f] / busy) for f in FG_FUNCTIONS],
-    }
-
-
 # ------------------------------------------------------------------------------------ output
 
 
-def finish(results: dict[str, Any], out_dir: Path) -> None:
-    """Judge the targets, summarise the profile, write server.json and server.png."""
+def judge(results: dict[str, Any]) -> None:
+    """Judge the targets and summarise the profile's raw stacks, in place."""
     profile = results.get("profile", {})
     if "stacks" in profile:
         profile["summary"] = summarize_profile(profile.pop("stacks"))
     results["targets"] = targets(results["pooled"], results["run"])
     results["user_target"] = user_target(results["pooled"])
-    (out_dir / "server.json").write_text(json.dumps(results, indent=1, default=str))
-    plot(results, out_dir / "server.png")
 
 
 def _series_cells(pooled: Any, series: str, mode: str, rows: int) -> list[dict[str, Any]]:
@@ -335,11 +223,7 @@ def _series_cells(pooled: Any, series: str, mode: str, rows: int) -> list[dict[s
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     pooled = list(results["pooled"].values())
     concurrency = results["run"]["concurrency"]
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
@@ -374,6 +258,4 @@ def plot(results: dict[str, Any], path: Path) -> None:
         f"ForestGate server benchmark: servers on core {run['server_core']}, driver on core "
         f"{run['driver_core']}; {env['cpu']}; commit {env['commit']}"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_plot(fig, path)

@@ -11,17 +11,15 @@ Run: .venv/bin/python bench/shim_blocks.py [--quick]
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import engine_data
 import engine_timing
-import engine_workload
-import machine
 import numpy as np
+import provenance
+import report
 
 from forestgate.compiler import codegen
 from forestgate.compiler.pipeline import compile_model
@@ -29,22 +27,17 @@ from forestgate.engine.model import CompiledModel
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
-OUT = HERE / "results"
 MODELS = ("xgb_med", "lgb_med", "xgb_small")
 BLOCKS = (1, 64, 256, 1024)
 BATCHES = (1, 16, 64, 256, 1024)
 N_TRAIN, N_TEST = 100_000, 20_000  # bench/engine.py's data set, so its cache is reused
+PACKAGES = ("treelite", "tl2cgen", "numpy")
+Cells = list[dict[str, Any]]
 
 
-def _commit() -> str:
-    head = machine.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"]).strip() or "?"
-    dirty = machine.run(["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"])
-    return f"{head} (uncommitted changes)" if dirty.strip() else head
-
-
-def build(name: str, data: engine_workload.Dataset, root: Path) -> dict[int, CompiledModel]:
-    spec = engine_workload.SPECS[name]
-    model_path, _ = engine_workload.train(spec, data, CACHE)
+def build(name: str, data: engine_data.Dataset, root: Path) -> dict[int, CompiledModel]:
+    spec = engine_data.SPECS[name]
+    model_path, _ = engine_data.train(spec, data, CACHE)
     built = {}
     for block in BLOCKS:
         # The block size is a code-generation constant; set it for this one compile.
@@ -57,86 +50,73 @@ def build(name: str, data: engine_workload.Dataset, root: Path) -> dict[int, Com
     return built
 
 
+def measure(
+    name: str, data: engine_data.Dataset, budget: engine_timing.Budget, root: Path
+) -> Cells:
+    """Every block size of one model, checked bit-identical, then timed interleaved."""
+    pool = np.ascontiguousarray(data.x_test, dtype=np.float32)
+    models = build(name, data, root)
+    reference = models[1].predict(pool[:2048])
+    for model in models.values():  # every block size scores exactly alike
+        np.testing.assert_array_equal(model.predict(pool[:2048]), reference)
+    engines = [(f"block {b}", m.predict, pool) for b, m in models.items()]
+    cells = engine_timing.measure(engines, BATCHES, budget, label=name)
+    return [cell.summary() for cell in cells.values()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one short round, for a smoke run")
+    report.add_output_options(parser, "one short round, for a smoke run")
     args = parser.parse_args()
     budget = (
         engine_timing.Budget(rounds=1, slice_s=0.05, warmup_s=0.02)
         if args.quick
         else engine_timing.Budget(rounds=5, slice_s=0.4, warmup_s=0.1)
     )
-    data = engine_workload.load_data(CACHE, N_TRAIN, N_TEST)
-    pool = np.ascontiguousarray(data.x_test, dtype=np.float32)
-    results: dict[str, list[dict[str, object]]] = {}
-    started = dt.datetime.now(dt.UTC)
-    load_start = os.getloadavg()
+    window = provenance.Window()
+    data = engine_data.load_data(CACHE, N_TRAIN, N_TEST)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in MODELS:
-            models = build(name, data, Path(tmp))
-            reference = models[1].predict(pool[:2048])
-            for model in models.values():  # every block size scores exactly alike
-                np.testing.assert_array_equal(model.predict(pool[:2048]), reference)
-            engines = [(f"block {b}", m.predict, pool) for b, m in models.items()]
-            cells = engine_timing.measure(engines, BATCHES, budget, label=name)
-            results[name] = [cell.summary() for cell in cells.values()]
-    cpu = machine.lscpu()
-    run = {
-        "started": started.isoformat(timespec="seconds"),
-        "commit": _commit(),
-        "machine": (
-            f"{cpu.get('Model name', '?')}, {os.cpu_count()} CPUs, L2 {cpu.get('L2 cache', '?')}"
+        results = {name: measure(name, data, budget, Path(tmp)) for name in MODELS}
+    out = {
+        "environment": provenance.environment(PACKAGES),
+        "run": window.close(
+            budget=budget.__dict__, blocks=BLOCKS, batches=BATCHES, quick=args.quick
         ),
-        "python": platform.python_version(),
-        "packages": machine.package_versions(("treelite", "tl2cgen", "numpy")),
-        "gcc": machine.run(["gcc", "--version"]).splitlines()[0:1],
-        "loadavg_start": load_start,
-        "loadavg_end": os.getloadavg(),
-        "budget": budget.__dict__,
-        "blocks": BLOCKS,
-        "batches": BATCHES,
-        "quick": args.quick,
+        "results": results,
     }
-    out = OUT if not args.quick else CACHE / "quick"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "shim_blocks.json").write_text(json.dumps({"run": run, "results": results}, indent=1))
-    (out / "shim_blocks.md").write_text(report(run, results))
-    print(out / "shim_blocks.md")
+    report.write(report.output_dir(args), "shim_blocks", markdown(out), out)
 
 
-def report(run: dict[str, object], results: dict[str, list[dict[str, object]]]) -> str:
-    lines = [
-        "# Shim block size: rows per translation-unit sweep",
-        "",
+def block_table(cells: Cells) -> list[str]:
+    """Per batch size: each block size's median / p99 (per row), and the chosen block's ratio."""
+    by = {(c["engine"], c["batch"]): c for c in cells}
+    header = [f"block {b}: median / p99 us (per row)" for b in BLOCKS]
+    rows = []
+    for batch in BATCHES:
+        row = [str(batch)]
+        for b in BLOCKS:
+            c = by[(f"block {b}", batch)]
+            row.append(f"{c['median_us']:.1f} / {c['p99_us']:.1f} ({c['per_row_us']:.2f})")
+        chosen, base = by[(f"block {codegen.BLOCK_ROWS}", batch)], by[("block 1", batch)]
+        row.append(f"{float(chosen['median_us']) / float(base['median_us']):.2f}")
+        rows.append(row)
+    return report.table(["batch", *header, f"block {codegen.BLOCK_ROWS} / block 1"], rows)
+
+
+def markdown(out: dict[str, Any]) -> str:
+    doc = report.Markdown("Shim block size: rows per translation-unit sweep")
+    doc.para(
         "Generated by `bench/shim_blocks.py`. Block 1 is the per-row path (the generated "
         "`predict()` once per row); larger blocks run each translation unit over a block of rows "
         "before the next one. Every variant of a model gives bit-identical outputs (checked on "
-        "2,048 rows before timing). Variants are timed interleaved, round by round.",
-        "",
-        f"- Started {run['started']}, commit `{run['commit']}`; {run['machine']}; Python "
-        f"{run['python']}; {run['packages']}; {run['gcc'][0] if run['gcc'] else 'gcc ?'}.",  # type: ignore[index]
-        f"- Load average {run['loadavg_start']} at the start, {run['loadavg_end']} at the end; "
-        f"budget {run['budget']}.",
-        "",
-    ]
-    for name, cells in results.items():
-        spec = engine_workload.SPECS[name]
-        lines += [f"## {name} ({spec.framework}, {spec.shape})", ""]
-        lines += ["| batch | " + " | ".join(f"block {b}: median / p99 us (per row)" for b in BLOCKS)
-                  + f" | block {codegen.BLOCK_ROWS} / block 1 |",
-                  "|---" * (len(BLOCKS) + 2) + "|"]  # fmt: skip
-        by = {(c["engine"], c["batch"]): c for c in cells}
-        for batch in BATCHES:
-            row = [str(batch)]
-            for b in BLOCKS:
-                c = by[(f"block {b}", batch)]
-                row.append(f"{c['median_us']:.1f} / {c['p99_us']:.1f} ({c['per_row_us']:.2f})")
-            chosen, base = by[(f"block {codegen.BLOCK_ROWS}", batch)], by[("block 1", batch)]
-            ratio = float(chosen["median_us"]) / float(base["median_us"])  # type: ignore[arg-type]
-            row.append(f"{ratio:.2f}")
-            lines.append("| " + " | ".join(row) + " |")
-        lines.append("")
-    return "\n".join(lines)
+        "2,048 rows before timing). Variants are timed interleaved, round by round."
+    )
+    doc.bullets(report.provenance(out["environment"], out["run"]))
+    for name, cells in out["results"].items():
+        spec = engine_data.SPECS[name]
+        doc.heading(f"{name} ({spec.framework}, {spec.shape})")
+        doc.extend([*block_table(cells), ""])
+    return doc.text()
 
 
 if __name__ == "__main__":

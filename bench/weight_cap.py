@@ -5,28 +5,66 @@ the same split as `forestgate train` and scores every eligible route of the test
 attempts. Two measures per framework: the correlation, within each payment, of predicted and true
 route differences (the generator's truth), and the routing view's expected net value per 1,000
 payments. Writes bench/results/weight_cap.{md,json}.
-Run: .venv/bin/python bench/weight_cap.py --data DIR [--config demo] [--caps 1,10,50]
+Run: .venv/bin/python bench/weight_cap.py --data DIR [--config demo] [--caps 1,10,50] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import machine
+import generated
 import numpy as np
+import numpy.typing as npt
+import provenance
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import report
 
 from forestgate.payments.features import APPROVAL_FEATURES
 from forestgate.training.trainer import features, replay, train
 
-HERE = Path(__file__).resolve().parent
+PACKAGES = ("numpy", "pyarrow", "duckdb", "xgboost-cpu", "lightgbm")
+
+
+@dataclass
+class TestPeriod:
+    """The test period's route candidates, their matrix and the generator's true approval."""
+
+    data: Path
+    split: train.TimeSplit
+    tables: features.FeatureTables
+    x: npt.NDArray[np.float32]
+    truth: npt.NDArray[np.float64]
+    group: npt.NDArray[np.int64]  # attempt id of each candidate
+
+    @property
+    def candidates(self) -> pa.Table:
+        return self.tables.route_candidates
+
+
+def test_period(data: Path) -> TestPeriod:
+    """The split `forestgate train` makes of this data set, and its test-period candidates."""
+    ts = pq.read_table(data / "attempts.parquet", columns=["ts_utc"]).column("ts_utc")
+    first, last = pc.min(ts).as_py().date(), pc.max(ts).as_py().date()
+    split = train.TimeSplit.of((last - first).days + 1)
+    test_from = dt.datetime.combine(first + dt.timedelta(days=split.test_from), dt.time(), dt.UTC)
+    tables = features.extract(data, candidates_from=test_from)
+    candidates = tables.route_candidates
+    return TestPeriod(
+        data=data,
+        split=split,
+        tables=tables,
+        x=train.matrix(candidates, APPROVAL_FEATURES),
+        truth=replay.money(data, candidates).p_true,
+        group=candidates.column("attempt_id").to_numpy(),
+    )
 
 
 def _within(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -35,81 +73,87 @@ def _within(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     return values - (sums / np.bincount(inverse))[inverse]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, required=True, help="generated data (default preset)")
-    parser.add_argument("--config", default="demo", choices=sorted(train.CONFIGS))
-    parser.add_argument("--caps", default="1,10,50")
-    args = parser.parse_args()
-    caps = [float(c) for c in args.caps.split(",")]
-    ts = pq.read_table(args.data / "attempts.parquet", columns=["ts_utc"]).column("ts_utc")
-    first, last = pc.min(ts).as_py().date(), pc.max(ts).as_py().date()
-    split = train.TimeSplit.of((last - first).days + 1)
-    test_from = dt.datetime.combine(first + dt.timedelta(days=split.test_from), dt.time(), dt.UTC)
-    tables = features.extract(args.data, candidates_from=test_from)
-    candidates = tables.route_candidates
-    x = train.matrix(candidates, APPROVAL_FEATURES)
-    truth = replay.money(args.data, candidates).p_true
-    group = candidates.column("attempt_id").to_numpy()
+def fit_cap(period: TestPeriod, cap: float, config: str) -> list[dict[str, Any]]:
+    """Fit the approval model at one cap; one row per framework of the selection."""
+    train.MAX_WEIGHT = cap  # the module constant the dataset weights are clipped with
+    data = train.dataset(
+        "approval", period.tables.approval, APPROVAL_FEATURES, period.split, label="approved"
+    )
+    started = time.perf_counter()
+    selection = train.select(data, train.CONFIGS[config], seed=0)
     rows = []
-    for cap in caps:
-        train.MAX_WEIGHT = cap  # the module constant the dataset weights are clipped with
-        data = train.dataset(
-            "approval", tables.approval, APPROVAL_FEATURES, split, label="approved"
-        )
-        started = time.perf_counter()
-        selection = train.select(data, train.CONFIGS[args.config], seed=0)
-        for fitted in selection.candidates:
-            p = fitted.predict(x)
-            outcome = {o.policy: o for o in replay.routing(args.data, candidates, p)}
-            rows.append({
-                "cap": cap, "framework": fitted.framework, "trees": fitted.trees,
-                "within_payment_corr": float(np.corrcoef(_within(group, p),
-                                                         _within(group, truth))[0, 1]),
-                "net_model": outcome["model"].net_usd_per_1000,
-                "net_logging": outcome["logging policy"].net_usd_per_1000,
-                "net_oracle": outcome["oracle"].net_usd_per_1000,
-                "seconds": time.perf_counter() - started, "loadavg": os.getloadavg()[0],
-            })  # fmt: skip
-            print(rows[-1], flush=True)
-    cpu = machine.lscpu()
-    head = machine.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"]).strip() or "?"
-    dirty = machine.run(["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"])
-    run = {
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": f"{head} (uncommitted changes)" if dirty.strip() else head,
-        "machine": f"{cpu.get('Model name', '?')}, {os.cpu_count()} CPUs",
-        "python": platform.python_version(),
-        "data": str(args.data),
-        "config": args.config,
-        "split": {"valid_from": split.valid_from, "test_from": split.test_from, "days": split.days},
-    }
-    out = HERE / "results"
-    (out / "weight_cap.json").write_text(json.dumps({"run": run, "rows": rows}, indent=1) + "\n")
-    lines = [
-        "# Approval model: inverse-propensity weight cap",
-        "",
+    for fitted in selection.candidates:
+        p = fitted.predict(period.x)
+        outcome = {o.policy: o for o in replay.routing(period.data, period.candidates, p)}
+        corr = np.corrcoef(_within(period.group, p), _within(period.group, period.truth))[0, 1]
+        rows.append({
+            "cap": cap, "framework": fitted.framework, "trees": fitted.trees,
+            "within_payment_corr": float(corr),
+            "net_model": outcome["model"].net_usd_per_1000,
+            "net_logging": outcome["logging policy"].net_usd_per_1000,
+            "net_oracle": outcome["oracle"].net_usd_per_1000,
+            "seconds": time.perf_counter() - started, "loadavg": os.getloadavg()[0],
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    run = results["run"]
+    doc = report.Markdown("Approval model: inverse-propensity weight cap")
+    doc.para(
         "Generated by `bench/weight_cap.py`. Cap 1 is unweighted. Correlation: within each test "
         "payment, predicted against true route differences over its eligible routes. Net value: "
         "the routing view of `forestgate train` (expected USD per 1,000 payments under the "
-        "generator's truth).",
-        "",
-        f"- {run['started']}, commit `{run['commit']}`; {run['machine']}; Python "
-        f"{run['python']}; data `{run['data']}`; configuration `{run['config']}`; "
-        f"{len(np.unique(group)):,} test payments.",
-        "",
-        "| cap | framework | trees | within-payment corr | net, model | net, logged "
-        "| net, oracle |",
-        "|---|---|---|---|---|---|---|",
-        *(
-            f"| {r['cap']:g} | {r['framework']} | {r['trees']} | {r['within_payment_corr']:.3f} | "
-            f"{r['net_model']:,.1f} | {r['net_logging']:,.1f} | {r['net_oracle']:,.1f} |"
-            for r in rows
+        "generator's truth)."
+    )
+    data = (
+        f"Data `{run['data']}`; configuration `{run['config']}`; "
+        f"{results['test_payments']:,} test payments."
+    )
+    doc.bullets([*report.provenance(results["environment"], run), data])
+    header = ["cap", "framework", "trees", "within-payment corr", "net, model", "net, logged"]
+    doc.table(
+        [*header, "net, oracle"],
+        ([f"{r['cap']:g}", r["framework"], str(r["trees"]), f"{r['within_payment_corr']:.3f}",
+          f"{r['net_model']:,.1f}", f"{r['net_logging']:,.1f}", f"{r['net_oracle']:,.1f}"]
+         for r in results["rows"]),
+    )  # fmt: skip
+    return doc.text()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, help="generated data (default preset)")
+    parser.add_argument("--config", default="demo", choices=sorted(train.CONFIGS))
+    parser.add_argument("--caps", default="1,10,50")
+    report.add_output_options(parser, "caps 1 and 10 on the small preset, for a smoke run")
+    args = parser.parse_args()
+    if args.data is None and not args.quick:
+        parser.error("--data DIR is required (a data set generated with the default preset)")
+    caps = [float(c) for c in ("1,10" if args.quick else args.caps).split(",")]
+    window = provenance.Window()
+    period = test_period(args.data or generated.data_set("small"))
+    rows = [row for cap in caps for row in fit_cap(period, cap, args.config)]
+    split = period.split
+    results = {
+        "environment": provenance.environment(PACKAGES),
+        "run": window.close(
+            data=str(period.data),
+            config=args.config,
+            caps=caps,
+            quick=args.quick,
+            split={
+                "valid_from": split.valid_from,
+                "test_from": split.test_from,
+                "days": split.days,
+            },
         ),
-        "",
-    ]
-    (out / "weight_cap.md").write_text("\n".join(lines))
-    print(out / "weight_cap.md")
+        "generator": generated.generator(period.data),
+        "test_payments": len(np.unique(period.group)),
+        "rows": rows,
+    }
+    report.write(report.output_dir(args), "weight_cap", markdown(results), results)
 
 
 if __name__ == "__main__":
