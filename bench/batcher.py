@@ -58,10 +58,13 @@ void spin_predict(const float *x, int64_t n, int64_t f, float *out, int64_t ns) 
 
 
 class Engine:
-    """A predict callable that also totals the CPU time spent inside it, on whichever thread
-    runs it (CPU, not wall time: on a shared machine a preempted call is not engine work)."""
+    """An engine (the batcher's protocol) that also totals the CPU time spent inside it, on
+    whichever thread runs it (CPU, not wall time: on a shared machine a preempted call is not
+    engine work)."""
 
-    def __init__(self, label: str, num_features: int, call: Callable[[F32], F32]) -> None:
+    output_width = 1
+
+    def __init__(self, label: str, num_features: int, call: Callable[[F32, F32], None]) -> None:
         self.label = label
         self.num_features = num_features
         self.call = call
@@ -69,13 +72,12 @@ class Engine:
         self.rows = 0
         self.cpu_ns = 0
 
-    def __call__(self, x: F32) -> F32:
+    def score(self, x: F32, out: F32) -> None:
         started = time.thread_time_ns()
-        y = self.call(x)
+        self.call(x, out)
         self.cpu_ns += time.thread_time_ns() - started
         self.calls += 1
         self.rows += x.shape[0]
-        return y
 
     def reset(self) -> None:
         self.calls = self.rows = self.cpu_ns = 0
@@ -92,12 +94,9 @@ def spin_engines(workdir: Path, costs_us: tuple[int, ...]) -> list[Engine]:
     features = 16
     engines = []
     for cost_us in costs_us:
-        out = np.empty(MAX_BATCH_ROWS, dtype=np.float32)  # reused: the batcher copies per request
 
-        def call(x: F32, out: F32 = out, ns: int = cost_us * 1000) -> F32:
-            n = x.shape[0]
-            fn(x.ctypes.data, n, features, out.ctypes.data, ns)
-            return out[:n]
+        def call(x: F32, out: F32, ns: int = cost_us * 1000) -> None:
+            fn(x.ctypes.data, x.shape[0], features, out.ctypes.data, ns)
 
         engines.append(Engine(f"native busy-wait {cost_us} us", features, call))
     return engines
@@ -127,13 +126,8 @@ def xgboost_engine(workdir: Path) -> tuple[Engine, str]:
     source = xgboost.XGBClassifier(n_estimators=trees, max_depth=depth, nthread=1).fit(x, y)
     result = compile_model(source, name="bench", version="1", repository=workdir / "models")
     model = CompiledModel.open(result.bundle_dir)
-    out = np.empty(MAX_BATCH_ROWS, dtype=np.float32)
-
-    def call(x: F32) -> F32:
-        return model.predict(x, out=out[: x.shape[0]])
-
     label = f"compiled XGBoost ({trees} trees, depth {depth})"
-    return Engine(label, model.num_features, call), label
+    return Engine(label, model.num_features, model.score), label
 
 
 @dataclass
@@ -151,7 +145,6 @@ class Run:
 async def closed_loop(engine: Engine, mode: str, concurrency: int, requests: int) -> Run:
     batcher = MicroBatcher(
         engine,
-        num_features=engine.num_features,
         max_batch_rows=MAX_BATCH_ROWS,
         max_queue_rows=MAX_BATCH_ROWS * 64,
         execution=mode,  # type: ignore[arg-type]
@@ -196,10 +189,11 @@ async def closed_loop(engine: Engine, mode: str, concurrency: int, requests: int
 def direct_us(engine: Engine, repeats: int = 20_000) -> float:
     """p50 of calling predict on one row with no batcher: the floor every mode adds to."""
     x = np.zeros((1, engine.num_features), dtype=np.float32)
+    out = np.empty(1, dtype=np.float32)
     samples = np.empty(repeats, dtype=np.int64)
     for i in range(repeats):
         started = time.perf_counter_ns()
-        engine.call(x)
+        engine.call(x, out)
         samples[i] = time.perf_counter_ns() - started
     return float(np.percentile(samples, 50)) / 1e3
 

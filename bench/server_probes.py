@@ -67,6 +67,7 @@ def _call_costs(x: np.ndarray, compiled: Any, booster: Any, reps: int) -> dict[s
     """Parse, decode, encode and score 1- and 16-row requests, and the engine at other sizes."""
     from forestgate.protos.inference import grpc_service_pb2 as pb
     from forestgate.server import codec
+    from forestgate.server.scoring import OUTPUT_NAME, InferResult, Tensor
 
     out: dict[str, float] = {}
     for n in (1, 16):
@@ -78,15 +79,11 @@ def _call_costs(x: np.ndarray, compiled: Any, booster: Any, reps: int) -> dict[s
             pb.ModelInferRequest.FromString, raw, reps=reps
         )
         out[f"codec.decode_infer_request ({n} rows)"] = _median_us(
-            lambda r=request, b=block: codec.decode_infer_request(
-                r, num_features=b.shape[1], max_rows=256
-            ),
-            reps=reps,
+            codec.decode_infer_request, request, reps=reps
         )
+        result = InferResult(MODEL, "1", (Tensor(OUTPUT_NAME, "FP32", scores),), request.id)
         out[f"codec.encode_infer_response + serialize ({n} rows)"] = _median_us(
-            lambda r=request, s=scores: codec.encode_infer_response(
-                r, model_name=MODEL, version="1", scores=s
-            ).SerializeToString(),
+            lambda r=result: codec.encode_infer_response(r).SerializeToString(),
             reps=reps,
         )
         out[f"xgboost inplace_predict ({n} rows)"] = _median_us(
