@@ -28,7 +28,9 @@ import engine_data
 import numpy as np
 import provenance
 import report
+import server_diagnostics
 import server_markdown
+import server_overload
 import server_report
 from server_cells import Bench, engine_bench_running, overloaded, write_requests
 from server_probes import check_answers, component_costs, profile
@@ -36,9 +38,10 @@ from server_process import ServerProcess
 from server_setup import (
     CONCURRENCY,
     DELAY_US,
-    DIAGNOSTIC_CELLS,
     DRIVER_CORE,
+    EXECUTION_FLAGS,
     FORESTGATE,
+    GATHER_US,
     HERE,
     LOAD_FLAGS,
     MAIN_SERIES,
@@ -47,6 +50,7 @@ from server_setup import (
     N_TRAIN,
     OPEN_SERIES,
     OVERLOAD_FACTOR,
+    OVERLOAD_S,
     PYTHON,
     RATE_FRACTIONS,
     ROWS,
@@ -128,26 +132,34 @@ def prepare_model(cache: Path) -> dict[str, Any]:
     }
 
 
-def start_servers(model: dict[str, Any]) -> dict[str, ServerProcess]:
+def serve(repository: str, *flags: str) -> list[str]:
+    """`forestgate serve` with its defaults but for `flags`, on free ports."""
+    return [FORESTGATE, "serve", "--model-repository", repository, "--host", "127.0.0.1",
+            "--port", "0", "--metrics-port", "0", "--log-level", "INFO", *flags]  # fmt: skip
+
+
+def start_servers(model: dict[str, Any], approval: dict[str, Any]) -> dict[str, ServerProcess]:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-
-    def serve(max_batch_rows: int, delay_us: int = 0) -> list[str]:
-        return [FORESTGATE, "serve", "--model-repository", model["repository"], "--host",
-                "127.0.0.1", "--port", "0", "--metrics-port", "0", "--execution", "inline",
-                "--max-batch-rows", str(max_batch_rows), "--max-queue-delay-us", str(delay_us),
-                "--log-level", "INFO"]  # fmt: skip
-
+    repo = model["repository"]
     baseline = [PYTHON, str(HERE / "baseline.py")]
-    commands = {
-        "fg": serve(256),
-        "fg_off1": serve(1),
-        "fg_off16": serve(16),
+    commands = {key: serve(repo, *flags) for key, flags in EXECUTION_FLAGS.items()}
+    commands |= {
+        "fg_off1": serve(repo, "--max-batch-rows", "1"),
+        "fg_off16": serve(repo, "--max-batch-rows", "16"),
         "constant": [*baseline, "constant"],
         "naive": [*baseline, "naive", "--model", model["model_path"]],
         "direct": [*baseline, "direct", "--bundle", model["bundle"]],
-        "fg_delay": serve(256, DELAY_US),
-    }
+        "fg_delay": serve(repo, *EXECUTION_FLAGS["fg_pinned"], "--max-queue-delay-us",
+                          str(DELAY_US)),
+        "fg_gather": serve(repo, *EXECUTION_FLAGS["fg_pinned"], "--max-gather-us",
+                           str(GATHER_US)),
+        "approval": serve(approval["repository"]),
+    }  # fmt: skip
     servers = {key: ServerProcess(key, cmd, env) for key, cmd in commands.items()}
+    # Workers: the server may use both cores (the driver stays on its own).
+    for key, workers in (("fg_w1", "1"), ("fg_w2", "2")):
+        cmd = serve(repo, "--workers", workers)
+        servers[key] = ServerProcess(key, cmd, env, cores=f"{SERVER_CORE},{DRIVER_CORE}")
     for server in servers.values():
         server.wait_ready()
     return servers
@@ -179,28 +191,16 @@ def open_loop(bench: Bench, opts: Options, rates: dict[int, list[float]]) -> Non
                         given_up.add(name)
 
 
-def diagnostics(bench: Bench, peaks: dict[int, float]) -> list[dict[str, Any]]:
-    """Queue delay against none at a few closed-loop cells, then one overloaded open-loop cell;
-    neither joins the pooled cells."""
-    print("diagnostic: queue delay", file=sys.stderr, flush=True)
-    cells = []
-    for rows, c in DIAGNOSTIC_CELLS:
-        for name in ("forestgate", "forestgate_delay"):
-            cells.append(bench.run_cell(name, rows, -2, concurrency=c))
-            bench.cells.pop()
-    print("diagnostic: overload", file=sys.stderr, flush=True)
-    overload_rate = round(peaks[1] * OVERLOAD_FACTOR / 50) * 50
-    cells.append(bench.run_cell("forestgate", 1, -2, rate=overload_rate))
-    bench.cells.pop()
-    return cells
-
-
 def _without_files(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in c.items() if k != "latencies_file"} for c in cells]
 
 
 def measure(
-    model: dict[str, Any], servers: dict[str, ServerProcess], opts: Options, workdir: Path
+    model: dict[str, Any],
+    approval: dict[str, Any],
+    servers: dict[str, ServerProcess],
+    opts: Options,
+    workdir: Path,
 ) -> dict[str, Any]:
     """Everything measured against the running servers, as the results' measured part."""
     agreement = check_answers(servers, model)
@@ -214,7 +214,12 @@ def measure(
         rows: [max(50.0, round(peaks[rows] * f / 50) * 50) for f in opts.fractions] for rows in ROWS
     }
     open_loop(bench, opts, rates)
-    diagnosed = diagnostics(bench, peaks)
+    diagnosed = server_diagnostics.waits(bench) + server_diagnostics.workers(bench)
+    pinned_peak = server_report.peak_rps(bench.cells, "forestgate_pinned")[1]
+    overload = server_overload.run(
+        bench, "fg_pinned", pinned_peak, seconds=3.0 if opts.quick else OVERLOAD_S
+    )
+    approval_cells = server_diagnostics.approval(bench, approval, workdir)
     print("profile", file=sys.stderr, flush=True)
     profiled = profile(bench, 3.0 if opts.quick else 8.0)
     return {
@@ -229,6 +234,8 @@ def measure(
         "cells": _without_files(bench.cells),
         "pooled": server_report.pool(bench.cells),
         "diagnostics": _without_files(diagnosed),
+        "overload": overload,
+        "approval": _without_files(approval_cells),
         "profile": profiled,
     }
 
@@ -252,19 +259,27 @@ def run_settings(opts: Options, measured: dict[str, Any], waited: dict[str, Any]
         "engine_bench_wait": waited,
         "incidents": measured.pop("incidents"),
         "settings": {
-            "forestgate": "--max-batch-rows 256 --max-queue-delay-us 0 --execution inline",
+            "forestgate": "the defaults (--execution thread --idle-inline-rows 16 "
+            "--max-batch-rows 256)",
+            "forestgate_pinned": f"--engine-cpus {DRIVER_CORE}",
+            "forestgate_inline": "--execution inline",
             "forestgate_off": "--max-batch-rows 1 (1-row requests), 16 (16-row requests)",
-            "forestgate_delay": f"--max-batch-rows 256 --max-queue-delay-us {DELAY_US}",
+            "forestgate_delay": f"--engine-cpus {DRIVER_CORE} --max-queue-delay-us {DELAY_US}",
+            "forestgate_gather": f"--engine-cpus {DRIVER_CORE} --max-gather-us {GATHER_US}",
+            "workers_1, workers_2": f"--workers 1 or 2, on cores {SERVER_CORE},{DRIVER_CORE}",
+            "approval": "the defaults, the demo approval model (forestgate train --config demo)",
         },
         "delay_us": DELAY_US,
+        "gather_us": GATHER_US,
         "overload_factor": OVERLOAD_FACTOR,
     }
 
 
 def write(results: dict[str, Any], out_dir: Path) -> None:
     """Judge the targets, summarise the profile, then server.png, server.md and server.json."""
-    server_report.judge(results)
     out_dir.mkdir(parents=True, exist_ok=True)
+    report.write_json(out_dir / "server.json", results)  # first: a report bug must not lose a run
+    server_report.judge(results)
     server_report.plot(results, out_dir / "server.png")
     report.write(out_dir, "server", server_markdown.markdown(results), results)
 
@@ -289,6 +304,8 @@ def parse_args() -> argparse.Namespace:
 
 def report_from(saved_json: Path, out_dir: Path) -> None:
     results = json.loads(saved_json.read_text())
+    if "targets" not in results:  # saved before judging: the run's report failed
+        server_report.judge(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     server_report.plot(results, out_dir / "server.png")
     (out_dir / "server.md").write_text(server_markdown.markdown(results))
@@ -305,10 +322,11 @@ def main() -> None:
     waited = wait_for_engine_bench(opts.wait_minutes) if opts.wait_minutes else {"waited_s": 0}
     window = provenance.Window()
     model = prepare_model(args.cache)
-    servers = start_servers(model)
+    approval = server_diagnostics.prepare_approval(args.cache)
+    servers = start_servers(model, approval)
     workdir = Path(tempfile.mkdtemp(prefix="forestgate-server-bench-"))
     try:
-        measured = measure(model, servers, opts, workdir)
+        measured = measure(model, approval, servers, opts, workdir)
     finally:
         for server in servers.values():
             server.stop()
@@ -316,6 +334,7 @@ def main() -> None:
         "run": window.close(**run_settings(opts, measured, waited)),
         "environment": provenance.environment(PACKAGES),
         "model": model,
+        "approval_model": approval,
         **measured,
     }
     write(results, out_dir)

@@ -7,39 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from server_format import closed, cpu_per_call, dur, para, pct, table, us
-from server_report import CEILING_RATIO, LABELS, NAIVE_RATIO, TARGET_CONCURRENCY
+from server_format import closed, cpu_per_call, para, pct, table
+from server_report import CEILING_RATIO, NAIVE_RATIO, TARGET_CONCURRENCY
 
-
-def overload_probe(results: dict[str, Any]) -> dict[str, Any] | None:
-    return next((c for c in results.get("diagnostics", []) if c["mode"] == "open"), None)
-
-
-def overload_note(results: dict[str, Any]) -> list[str]:
-    """Where the backlog of an overloaded ForestGate went, from the overload diagnostic."""
-    probe = overload_probe(results)
-    if not probe or not probe.get("batching"):
-        return []
-    b, lat = probe["batching"], probe["latency_us"]
-    errors = ", ".join(f"{v:,} {k}" for k, v in probe["errors"].items()) or "no errors"
-    text = [
-        f"**Overload goes around ForestGate's queue.** Offered {probe['rate']:,.0f} calls/s "
-        f"({results['run']['overload_factor']:.1f}x its closed-loop peak, 1-row requests), "
-        f"calls waited {dur(lat['p50'])} at p50, yet ForestGate's own queue wait averaged "
-        f"{b['queue_wait_us_mean']:,.0f} us and its batches held {b['requests_per_batch']:.2f} "
-        "requests: the backlog sits in gRPC's core, as calls the Python server has not yet "
-        "accepted. There ForestGate's max_queue_rows bound and RESOURCE_EXHAUSTED shedding, "
-        "its deadline check before compute and its queue_rows gauge cannot see it. The "
-        f"driver got {errors}; ForestGate counted {b['infer_calls_seen']:,.0f} ModelInfer "
-        f"calls, {b['infer_not_ok_counted']:,.0f} of them not OK."
-    ]
-    if probe["errors"].get("CANCELLED"):
-        text.append(
-            " The CANCELLED calls were refused by gRPC core's own limit on calls waiting to be "
-            "accepted (channel argument `grpc.server.max_pending_requests`, 'Too many pending "
-            "requests for this server'), invisible to ForestGate's metrics and logs."
-        )
-    return para(*text)
+ONE_ROW_NAIVE_RATIO = NAIVE_RATIO[1]
 
 
 def profile(results: dict[str, Any]) -> list[str]:
@@ -82,53 +53,6 @@ def profile(results: dict[str, Any]) -> list[str]:
     return out
 
 
-def diagnostics(results: dict[str, Any]) -> list[str]:
-    diag = [c for c in results.get("diagnostics", []) if c["mode"] == "closed"]
-    out: list[str] = []
-    if diag:
-        delay = results["run"]["delay_us"]
-        rows = []
-        for c in diag:
-            b, lat = c.get("batching", {}), c["latency_us"]
-            rows.append([
-                LABELS[c["series"]], str(c["rows"]), str(c["concurrency"]), f"{c['rps']:,.0f}",
-                us(lat["p50"]), us(lat["p99"]), f"{b.get('requests_per_batch', 0):.2f}",
-                us(b.get("compute_us_per_batch")),
-            ])  # fmt: skip
-        header = ["server", "rows/request", "in flight", "rps", "p50", "p99", "requests/batch"]
-        header += ["engine us/batch"]
-        out += [
-            f"## Diagnostic: letting a backlog wait for company (`--max-queue-delay-us {delay}`)",
-            "",
-            *para(
-                "One round, back to back with the default server. The delay only holds a "
-                "backlog that formed while a batch ran; a request that finds the engine idle "
-                "never waits."
-            ),
-            *table(header, rows),
-        ]
-    probe = overload_probe(results)
-    if probe:
-        b, lat = probe.get("batching", {}), probe["latency_us"]
-        errors = ", ".join(f"{k} {v:,}" for k, v in probe["errors"].items()) or "0"
-        header = ["offered /s", "answered rps", "p50", "p99", "driver saw errors"]
-        header += ["ForestGate queue wait (mean us)", "requests/batch"]
-        header += ["ModelInfer calls ForestGate counted", "of them not OK"]
-        row = [
-            f"{probe['rate']:,.0f}", f"{probe.get('answered_rps', probe['rps']):,.0f}",
-            us(lat["p50"]), us(lat["p99"]), errors, us(b.get("queue_wait_us_mean")),
-            f"{b.get('requests_per_batch', 0):.2f}", f"{b.get('infer_calls_seen', 0):,.0f}",
-            f"{b.get('infer_not_ok_counted', 0):,.0f}",
-        ]  # fmt: skip
-        out += [
-            "## Diagnostic: overload (ForestGate, batching on, 1-row requests, open loop)",
-            "",
-            *table(header, [row], left=0),
-            *overload_note(results),
-        ]
-    return out
-
-
 def profile_categories(results: dict[str, Any]) -> list[tuple[str, float]]:
     summary_ = results.get("profile", {}).get("summary", {})
     return [(k, v) for k, v in summary_.get("categories", [])]
@@ -138,9 +62,9 @@ def delay_effect(results: dict[str, Any]) -> str:
     """One sentence on what the queue-delay diagnostic showed."""
     by = {(c["series"], c["rows"], c["concurrency"]): c for c in results.get("diagnostics", [])}
     pairs = [
-        (by[("forestgate", r, c)], d)
+        (by[("forestgate_pinned", r, c)], d)
         for (series, r, c), d in by.items()
-        if series == "forestgate_delay" and ("forestgate", r, c) in by
+        if series == "forestgate_delay" and ("forestgate_pinned", r, c) in by
     ]
     if not pairs:
         return ""
@@ -226,12 +150,12 @@ def limits(results: dict[str, Any]) -> list[str]:
         "checks, the deadline, the batcher's future and dispatcher hand-off, the per-call and "
         "per-batch Prometheus updates and the response; the profile splits it." + asyncio_note
     )
-    reach = "out of reach" if n / f < NAIVE_RATIO else "within reach"
+    reach = "out of reach" if n / f < ONE_ROW_NAIVE_RATIO else "within reach"
     xgb = component.get("xgboost inplace_predict (1 rows)", 0.0)
     out.append(
         f"5. **Against the naive server** both pay the same transport, so the throughput ratio "
         f"is the ratio of CPU per call: {n:.0f} / {f:.0f} = {n / f:.2f}x. XGBoost's "
         f"`inplace_predict` costs {xgb:,.0f} us per 1-row call in process; against that, "
-        f"{NAIVE_RATIO:.0f}x is {reach} while ForestGate spends {f:.0f} us per call."
+        f"{ONE_ROW_NAIVE_RATIO:.0f}x is {reach} while ForestGate spends {f:.0f} us per call."
     )
     return [*out, ""]

@@ -161,6 +161,9 @@ def batching(before: dict[str, float], after: dict[str, float]) -> dict[str, flo
         "queue_wait_us_mean": 1e6 * per(delta["forestgate_queue_wait_seconds_sum"], requests),
         "infer_calls_seen": delta["infer_calls"],
         "infer_not_ok_counted": delta["infer_not_ok"],
+        "batch_rows_histogram": {
+            k.removeprefix("batch_rows_le_"): v for k, v in delta.items() if k.startswith("batch_")
+        },
     }
 
 
@@ -223,17 +226,17 @@ def cell_from_report(
     return result
 
 
-def infer_request(block: np.ndarray) -> Any:
+def infer_request(block: np.ndarray, model: str = MODEL) -> Any:
     """A ModelInferRequest as ForestGate's clients send rows: one FP32 input, raw contents."""
     from forestgate.protos.inference import grpc_service_pb2 as pb
 
-    request = pb.ModelInferRequest(model_name=MODEL)
+    request = pb.ModelInferRequest(model_name=model)
     request.inputs.add(name="input__0", datatype="FP32", shape=list(block.shape))
     request.raw_input_contents.append(block.tobytes())
     return request
 
 
-def write_requests(x: np.ndarray, rows: int, path: Path) -> Path:
+def write_requests(x: np.ndarray, rows: int, path: Path, model: str = MODEL) -> Path:
     """Length-delimited serialized ModelInferRequests (`forestgate load -B`), each `rows`
     consecutive real rows."""
     from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
@@ -241,7 +244,7 @@ def write_requests(x: np.ndarray, rows: int, path: Path) -> Path:
     with path.open("wb") as out:
         for start in range(0, min(len(x) - rows + 1, REQUEST_POOL * rows), rows):
             block = np.ascontiguousarray(x[start : start + rows], dtype=np.float32)
-            message = infer_request(block).SerializeToString()
+            message = infer_request(block, model).SerializeToString()
             out.write(_VarintBytes(len(message)) + message)
     return path
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import report
-from server_analysis import diagnostics, limits, profile
+from server_analysis import limits, profile
 from server_format import closed, dur, para, table
 from server_report import LABELS, MODERATE_SHARE, SUB_MS_US, cell_key
+from server_sections import diagnostics
 from server_tables import closed_tables, costs, driver_check, open_tables
 
 

@@ -18,11 +18,14 @@ from server_setup import SERVER_CORE
 
 
 class ServerProcess:
-    """A server subprocess on SERVER_CORE; reads its JSON log for the ports it bound."""
+    """A server subprocess on SERVER_CORE (or `cores`); reads its JSON log for the ports it
+    bound."""
 
-    def __init__(self, key: str, cmd: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, key: str, cmd: list[str], env: dict[str, str], cores: str = SERVER_CORE
+    ) -> None:
         self.key = key
-        self.cmd = ["taskset", "-c", SERVER_CORE, *cmd] if shutil.which("taskset") else cmd
+        self.cmd = ["taskset", "-c", cores, *cmd] if shutil.which("taskset") else cmd
         self.env = env
         self.log: list[str] = []
         self._spawn()
@@ -108,8 +111,14 @@ class ServerProcess:
             "forestgate_queue_wait_seconds_sum",
             "forestgate_queue_wait_seconds_count",
         ):
-            m = re.search(rf"^{name}\{{[^}}]*\}} (\S+)$", text, re.M)
-            out[name] = float(m.group(1)) if m else 0.0
+            # Summed over models: a benchmark sends to one model, other loaded ones add zero.
+            found = re.findall(rf"^{name}\{{[^}}]*\}} (\S+)$", text, re.M)
+            out[name] = sum(float(v) for v in found)
+        # The batch-size histogram (cumulative counts per upper bound), one model's.
+        for le, count in re.findall(
+            r'^forestgate_batch_rows_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)$', text, re.M
+        ):
+            out[f"batch_rows_le_{le}"] = out.get(f"batch_rows_le_{le}", 0.0) + float(count)
         # Every ModelInfer the server saw, and those it did not answer OK.
         calls = re.findall(r"^forestgate_requests_total\{([^}]*)\} (\S+)$", text, re.M)
         infer = [(labels, float(v)) for labels, v in calls if 'method="ModelInfer"' in labels]

@@ -103,6 +103,8 @@ def batcher_factory(
             name=f"{model.name}/{model.version}",
             max_batch_rows=settings.max_batch_rows,
             max_queue_delay_us=settings.max_queue_delay_us,
+            max_gather_us=settings.max_gather_us,
+            idle_inline_rows=settings.idle_inline_rows,
             max_queue_rows=settings.max_queue_rows,
             execution="thread" if settings.execution == "thread" else "inline",
             engine_cpus=settings.cpus,

@@ -145,6 +145,8 @@ class MicroBatcher:
         max_batch_rows: int = 64,
         max_queue_rows: int = 1024,
         max_queue_delay_us: int = 0,
+        max_gather_us: int = 0,
+        idle_inline_rows: int = 0,
         execution: Execution = "thread",
         engine_cpus: Sequence[int] = (),
         shedder: QueueTimeShedder | None = None,
@@ -157,6 +159,8 @@ class MicroBatcher:
         _require_int("max_batch_rows", max_batch_rows, 1)
         _require_int("max_queue_rows", max_queue_rows, max_batch_rows, "max_batch_rows")
         _require_int("max_queue_delay_us", max_queue_delay_us, 0)
+        _require_int("max_gather_us", max_gather_us, 0)
+        _require_int("idle_inline_rows", idle_inline_rows, 0)
         if execution not in ("thread", "inline"):
             raise ValueError(f"execution must be 'thread' or 'inline', got {execution!r}")
         self.name = name
@@ -166,6 +170,16 @@ class MicroBatcher:
         self._max_batch_rows = max_batch_rows
         self._max_queue_rows = max_queue_rows
         self._delay_ns = max_queue_delay_us * 1000
+        self._gather_ns = max_gather_us * 1000
+        # A pinned engine thread runs on a core of its own, where batches form while the loop
+        # accepts calls: there the hand-off is the point, so the loop never scores.
+        pinned = bool(engine_cpus)
+        self._idle_inline_rows = idle_inline_rows if execution == "thread" and not pinned else 0
+        # Moving averages (1/8 weight) of the gap between arrivals and of one engine call:
+        # the gather step waits only while arrivals come faster than calls complete.
+        self._last_arrival_ns = 0
+        self._arrival_gap_ns = 1 << 62
+        self._call_ns = 0
         self._execution = execution
         self._engine_cpus = tuple(engine_cpus)
         self._shedder = shedder
@@ -193,6 +207,7 @@ class MicroBatcher:
         self._stopped: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._observer_failed = False
+        self._in_flight = 0  # submitted requests not yet settled (read and written on the loop)
 
     @property
     def queue_rows(self) -> int:
@@ -238,8 +253,13 @@ class MicroBatcher:
             self.start()
             loop = self._loop
             assert loop is not None
+        now = self._clock()
+        self._arrival_gap_ns += (now - self._last_arrival_ns - self._arrival_gap_ns) >> 3
+        self._last_arrival_ns = now
+        if n <= self._idle_inline_rows and self._idle_now():
+            return self._score_now(rows, deadline_ns, now, context)
         future: asyncio.Future[F32] = loop.create_future()
-        request = _Request(rows, future, deadline_ns, self._clock(), context)
+        request = _Request(rows, future, deadline_ns, now, context)
         if bulk:
             self._bulk.append(request)
             self._bulk_admitted += n
@@ -250,7 +270,39 @@ class MicroBatcher:
             not self._holding or self._admitted_rows - self._taken_rows >= self._max_batch_rows
         ):
             self._wake()
-        return await future
+        self._in_flight += 1
+        try:
+            return await future
+        finally:
+            self._in_flight -= 1
+
+    def _idle_now(self) -> bool:
+        """True when no request is queued, being scored or awaiting its result. The engine
+        thread then has nothing to call the engine for, so a call made here on the loop cannot
+        overlap one of its own, and waking it would cost two thread hand-offs for one request."""
+        return self._in_flight == 0 and not self._pending()
+
+    def _score_now(self, rows: F32, deadline_ns: int | None, now: int, context: object) -> F32:
+        """The idle fast path: score one request on the loop, from its own rows (no copy)."""
+        if deadline_ns is not None and deadline_ns <= now:
+            self._notify_reject("deadline_expired", context)
+            raise DeadlineExpired(f"{self.name}: deadline passed before compute")
+        y = np.empty((rows.shape[0], *self._out_shape), dtype=np.float32)
+        error: Exception | None = None
+        try:
+            self._score(rows, y)
+        except Exception as exc:
+            error = exc
+        compute_ns = self._clock() - now
+        if self._observer is not None:
+            stats = BatchStats(rows.shape[0], 1, [0], compute_ns, now, [context], error)
+            try:
+                self._observer.on_batch(stats)
+            except Exception:
+                self._observer_broke()
+        if error is not None:
+            raise error
+        return y
 
     def _admit(self, n: int, bulk: bool, context: object) -> None:
         if bulk:
@@ -362,7 +414,7 @@ class MicroBatcher:
             os.sched_setaffinity(0, self._engine_cpus)  # 0: this thread
         try:
             while self._wait_thread():
-                if self._queue and self._delay_ns and not self._idle and self._accepting:
+                if self._queue and self._holds and not self._idle and self._accepting:
                     self._hold_thread()
                 self._step()
         except BaseException:
@@ -373,7 +425,7 @@ class MicroBatcher:
     async def _run_inline(self) -> None:
         try:
             while await self._wait_inline():
-                if self._queue and self._delay_ns and not self._idle and self._accepting:
+                if self._queue and self._holds and not self._idle and self._accepting:
                     await self._hold_inline()
                 self._step()
                 # Let callers take their results, and new requests join, between batches.
@@ -386,6 +438,10 @@ class MicroBatcher:
             assert self._stopped is not None
             if not self._stopped.done():
                 self._stopped.set_result(None)
+
+    @property
+    def _holds(self) -> bool:
+        return bool(self._delay_ns or self._gather_ns)
 
     def _has_work(self) -> bool:
         return self._pending() or not self._accepting
@@ -425,7 +481,17 @@ class MicroBatcher:
         queued = self._admitted_rows - self._taken_rows
         if not self._queue or queued >= self._max_batch_rows or self._failing:
             return 0
-        return self._queue[0].enqueued_ns + self._delay_ns - self._clock()
+        now = self._clock()
+        oldest = self._queue[0].enqueued_ns
+        held = oldest + self._delay_ns - now
+        if held > 0 or not self._gather_ns:
+            return held
+        # Gather: wait for the next arrival only while arrivals come faster than engine calls
+        # (then a call saved is worth more than the wait) and the stream has not paused.
+        gap = self._arrival_gap_ns
+        if gap >= self._call_ns:
+            return 0
+        return min(oldest + self._gather_ns - now, 2 * gap - (now - self._last_arrival_ns))
 
     def _hold_thread(self) -> None:
         self._holding = self._sleeping = True
@@ -443,6 +509,11 @@ class MicroBatcher:
         try:
             while (remaining := self._hold_remaining_ns()) > 0 and self._accepting:
                 self._loop_wake.clear()
+                if remaining < 1_000_000 and self._gather_ns:
+                    # Under a loop timer's millisecond resolution: let the loop take the
+                    # arrivals that are ready, then look again.
+                    await asyncio.sleep(0)
+                    continue
                 # Loop timers have millisecond resolution (uvloop rounds to the nearest one):
                 # round up, so a delay under 500 us still holds.
                 timer = self._loop.call_later(-(-remaining // 1_000_000) / 1000, self._wake)
@@ -518,6 +589,7 @@ class MicroBatcher:
             self._post(batch)
             raise
         batch.compute_ns = self._clock() - started
+        self._call_ns += (batch.compute_ns - self._call_ns) >> 3
         batch.y = y
 
     def _bulk_chunk(self) -> _Batch:

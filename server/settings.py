@@ -29,6 +29,8 @@ class Settings:
     max_batch_rows: int = 256
     max_request_rows: int = 100_000
     max_queue_delay_us: int = 0
+    max_gather_us: int = 0
+    idle_inline_rows: int = 16
     max_queue_rows: int = 4096
     shed_queue_time_us: int = 2000
     shed_interval_ms: int = 100
@@ -55,6 +57,8 @@ class Settings:
         need(self.max_batch_rows >= 1, "max_batch_rows", "must be >= 1")
         need(self.max_request_rows >= 1, "max_request_rows", "must be >= 1")
         need(self.max_queue_delay_us >= 0, "max_queue_delay_us", "must be >= 0")
+        need(self.max_gather_us >= 0, "max_gather_us", "must be >= 0 (0: off)")
+        need(self.idle_inline_rows >= 0, "idle_inline_rows", "must be >= 0 (0: off)")
         need(self.shed_queue_time_us >= 0, "shed_queue_time_us", "must be >= 0 (0: off)")
         need(self.shed_interval_ms >= 1, "shed_interval_ms", "must be >= 1")
         need(
@@ -104,6 +108,15 @@ HELP: dict[str, tuple[type, str]] = {
     "max_batch_rows": (int, "rows, the most one engine call takes; larger requests are chunked"),
     "max_request_rows": (int, "rows, the most one request may carry; beyond it INVALID_ARGUMENT"),
     "max_queue_delay_us": (int, "microseconds, how long the oldest request may wait for more"),
+    "max_gather_us": (
+        int,
+        "microseconds a batch may wait for rows while arrivals outpace engine calls (0: off)",
+    ),
+    "idle_inline_rows": (
+        int,
+        "rows; a request this small that finds nothing in flight is scored on the event loop, "
+        "saving the thread hand-off (0: off; never with --engine-cpus)",
+    ),
     "max_queue_rows": (int, "rows, queue bound per model; beyond it RESOURCE_EXHAUSTED"),
     "shed_queue_time_us": (
         int,

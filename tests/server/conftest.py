@@ -91,6 +91,9 @@ def _serve(
     from forestgate.server.app import start_server
     from forestgate.server.settings import Settings
 
+    if wrap_engine is not None:
+        # A held engine must never be called on the event loop, which the test needs.
+        overrides.setdefault("idle_inline_rows", 0)
     settings = replace(Settings(), model_repository=repository, port=0, **overrides)  # type: ignore[arg-type]
     ready = threading.Event()
     box: dict[str, object] = {}

@@ -194,6 +194,69 @@ def test_a_request_to_an_idle_engine_is_computed_without_waiting_for_the_delay(
     assert [list(b.queue_wait_ns) for b in recorder.batches] == [[0]]
 
 
+def test_a_small_request_that_finds_nothing_in_flight_is_scored_on_the_loop() -> None:
+    engine = Engine()
+    recorder = Recorder()
+
+    async def main() -> None:
+        batcher = make(
+            engine, execution="thread", idle_inline_rows=2, observer=recorder, clock=FakeClock()
+        )
+        for tag in (1, 2):  # one after the other: each finds the engine idle
+            np.testing.assert_array_equal(await batcher.submit(block(tag, 2)), block(tag, 2)[:, 0])
+        np.testing.assert_array_equal(await batcher.submit(block(3, 3)), block(3, 3)[:, 0])
+        await batcher.drain()
+
+    run(main())
+    loop_thread = threading.current_thread().name
+    # Two rows or fewer: on the loop, with no copy and no queue wait; three rows: the thread.
+    assert engine.threads[:2] == [loop_thread, loop_thread]
+    assert engine.threads[2] != loop_thread
+    assert engine.sizes() == [2, 2, 3]
+    assert [list(b.queue_wait_ns) for b in recorder.batches] == [[0], [0], [0]]
+
+
+def test_a_request_that_arrives_while_another_is_in_flight_goes_to_the_engine_thread() -> None:
+    engine = Engine(hold_first=True)
+
+    async def main() -> None:
+        batcher = make(engine, execution="thread", idle_inline_rows=2)
+        first = asyncio.create_task(batcher.submit(block(0, 3)))  # too large for the loop
+        await engine.busy()
+        later = [asyncio.create_task(batcher.submit(block(tag, 1))) for tag in (1, 2)]
+        await settle()
+        assert batcher.queue_rows == 2  # queued behind the held call, not scored on the loop
+        engine.release.set()
+        await asyncio.gather(first, *later)
+        await batcher.drain()
+
+    run(main())
+    assert engine.sizes() == [3, 2]
+    assert threading.current_thread().name not in engine.threads
+
+
+def test_the_idle_fast_path_keeps_engine_errors_and_deadlines_to_their_request() -> None:
+    clock = FakeClock()
+    engine = Engine(fail_calls=(0,))
+    recorder = Recorder()
+
+    async def main() -> None:
+        batcher = make(
+            engine, execution="thread", idle_inline_rows=4, clock=clock, observer=recorder
+        )
+        with pytest.raises(ValueError, match="engine fault in call 0"):
+            await batcher.submit(block(1, 1))
+        with pytest.raises(DeadlineExpired):
+            await batcher.submit(block(2, 1), deadline_ns=clock.now)
+        np.testing.assert_array_equal(await batcher.submit(block(3, 1)), block(3, 1)[:, 0])
+        await batcher.drain()
+
+    run(main())
+    assert engine.sizes() == [1, 1]  # the expired request was never computed
+    assert [r for r, _ in recorder.rejects] == ["deadline_expired"]
+    assert isinstance(recorder.batches[0].error, ValueError)
+
+
 def test_requests_arriving_while_a_batch_runs_form_the_next_batch_in_thread_mode() -> None:
     engine = Engine(hold_first=True)
 

@@ -40,6 +40,7 @@ def request(x: Any, model: str = "fraud", **fields: Any) -> InferRequest:
 
 async def open_core(repository: Path, gate: Gate, **settings: Any) -> ScoringCore:
     settings.setdefault("execution", "thread")
+    settings.setdefault("idle_inline_rows", 0)  # the gate must hold the engine thread, not the loop
     config = Settings(model_repository=repository, **settings)
     models = ModelRepository(repository, batcher_factory(config, ServerMetrics(), gate.wrap))
     await models.load_all()
