@@ -71,12 +71,12 @@ def overload(results: dict[str, Any]) -> list[str]:
     for phase in ("reference", "overload", "recovery"):
         p = o[phase]
         ok = p["by_status_us"].get("OK", {})
-        ex = p["by_status_us"].get("RESOURCE_EXHAUSTED", {})
         counts = ", ".join(f"{k} {v:,}" for k, v in sorted(p["counts"].items()))
         rate = o["overload_rps"] if phase == "overload" else o["normal_rps"]
+        lag = p.get("send_lag_us", {})
         rows.append([
-            phase, f"{rate:,}", counts, us(ok.get("p50")), us(ok.get("p99")), us(ex.get("p50")),
-            us(ex.get("p99")),
+            phase, f"{rate:,}", counts, us(ok.get("p50")), us(ok.get("p99")),
+            us(p.get("refused_p99_us")), us(lag.get("p99")), f"{p.get('driver_cpu') or 0:.2f}",
         ])  # fmt: skip
     rss = o["rss_mb"]
     verdicts = [f"- **{'MET' if met else 'MISSED'}** {name}" for name, met in o["verdict"].items()]
@@ -84,7 +84,7 @@ def overload(results: dict[str, Any]) -> list[str]:
         "## Overload: twice capacity, open loop",
         "",
         *para(
-            f"ForestGate with the engine on core 1, 1-row requests. Capacity is its closed-loop "
+            f"{LABELS[o['series']]}, 1-row requests. Capacity is its closed-loop "
             f"peak in this run ({o['peak_rps']:,.0f} rps): {o['normal_rps']:,} calls/s (80%) "
             f"for 3 s, then {o['overload_rps']:,} calls/s for {o['overload_s']:.0f} s, then "
             f"{o['normal_rps']:,} calls/s for 4 s. Latencies are the driver's, per status. "
@@ -104,8 +104,9 @@ def overload(results: dict[str, Any]) -> list[str]:
                 "calls by status",
                 "OK p50",
                 "OK p99",
-                "refused p50",
                 "refused p99",
+                "driver send lag p99",
+                "driver CPU",
             ],
             rows,
             left=3,

@@ -100,6 +100,8 @@ class ServerMetrics:
         self.methods: dict[str, MethodStats] = {}
         self.models: dict[str, ModelStats] = {}
         self.queue_rows: dict[str, Callable[[], int]] = {}
+        # gRPC core's own counts of calls (server/transport.py), read at scrape time.
+        self.transport_calls: Callable[[], dict[str, int]] | None = None
         self.registry.register(_StatsCollector(self))
         self.models_loaded = Gauge(
             "forestgate_model_loaded", "1 for each model version that is loaded and ready",
@@ -148,6 +150,20 @@ class _StatsCollector(Collector):
         yield requests
         yield latency
         yield from _model_families(m)
+        if m.transport_calls is not None:
+            yield _transport_family(m.transport_calls())
+
+
+def _transport_family(counts: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(
+        "forestgate_transport_calls",
+        "calls gRPC core counted for this server: started, succeeded, failed; started minus "
+        "the other two is calls in progress plus calls core refused (--max-pending-calls)",
+        labels=["outcome"],
+    )
+    for outcome, count in counts.items():
+        family.add_metric([outcome], count)
+    return family
 
 
 def _model_families(m: ServerMetrics) -> Iterator[Metric]:

@@ -38,6 +38,7 @@ class Settings:
     engine_cpus: str = ""
     max_message_bytes: int = 4 * 1024 * 1024
     max_concurrent_rpcs: int = 0
+    max_pending_calls: int = 128
     grace_period_s: float = 10.0
     log_level: str = "INFO"
 
@@ -59,6 +60,7 @@ class Settings:
         need(self.max_queue_delay_us >= 0, "max_queue_delay_us", "must be >= 0")
         need(self.max_gather_us >= 0, "max_gather_us", "must be >= 0 (0: off)")
         need(self.idle_inline_rows >= 0, "idle_inline_rows", "must be >= 0 (0: off)")
+        need(self.max_pending_calls >= 0, "max_pending_calls", "must be >= 0 (0: gRPC's default)")
         need(self.shed_queue_time_us >= 0, "shed_queue_time_us", "must be >= 0 (0: off)")
         need(self.shed_interval_ms >= 1, "shed_interval_ms", "must be >= 1")
         need(
@@ -129,6 +131,11 @@ HELP: dict[str, tuple[type, str]] = {
     "max_concurrent_rpcs": (
         int,
         "inference RPCs in progress before RESOURCE_EXHAUSTED (0: max_queue_rows)",
+    ),
+    "max_pending_calls": (
+        int,
+        "calls gRPC core may hold before the server takes them; beyond it they are refused "
+        "there at once (0: gRPC's defaults, 1000 soft and 3000 hard)",
     ),
     "grace_period_s": (float, "seconds in-flight calls get to finish on SIGTERM"),
     "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import grpc
 import numpy as np
+from prometheus_client import generate_latest
 
 from forestgate.engine.model import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
@@ -158,6 +159,50 @@ def test_rpcs_beyond_the_bound_are_resource_exhausted_and_counted(serve_with, mo
         if isinstance(result, pb.ModelInferResponse):
             got = np.frombuffer(result.raw_output_contents[0], dtype="<f4")
             np.testing.assert_array_equal(got, model.predict(x))
+
+
+def test_calls_beyond_the_pending_bound_are_refused_by_grpc_core_and_counted(
+    serve_with, model_repository
+):
+    """The first call holds the event loop inside the engine (inline execution, held at the
+    gate), so the next ones pile up in gRPC core, where the server cannot take them. Beyond
+    max_pending_calls core refuses them at once; the rest are answered right once the loop
+    runs again, and the transport counters show the refusals."""
+    model = CompiledModel.open(model_repository / "fraud" / "2")
+    gate = Gate()
+    settings = {"execution": "inline", "max_pending_calls": 2}
+    with serve_with(model_repository, gate.wrap, **settings) as server:
+        batches = [rows(1, seed=i) for i in range(12)]
+
+        async def burst() -> list[object]:
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)
+                first = asyncio.ensure_future(stub.ModelInfer(_request(batches[0]), timeout=30))
+                await gate.busy()  # the loop is blocked from here until the gate opens
+                rest = [
+                    asyncio.ensure_future(stub.ModelInfer(_request(x), timeout=30))
+                    for x in batches[1:]
+                ]
+                await _until(lambda: sum(c.done() for c in rest) >= 5, "5 refused by gRPC core")
+                gate.opened.set()
+                return await asyncio.gather(first, *rest, return_exceptions=True)
+
+        results = asyncio.run(burst())
+        counts = server.running.metrics.transport_calls()  # type: ignore[attr-defined]
+        text = generate_latest(server.running.metrics.registry).decode()  # type: ignore[attr-defined]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(refused) >= 5
+    assert {r.code() for r in refused} == {grpc.StatusCode.CANCELLED}
+    for x, result in zip(batches, results, strict=True):
+        if isinstance(result, pb.ModelInferResponse):
+            got = np.frombuffer(result.raw_output_contents[0], dtype="<f4")
+            np.testing.assert_array_equal(got, model.predict(x))
+    assert counts["started"] == len(batches)
+    assert counts["started"] - counts["succeeded"] - counts["failed"] == len(refused)
+    assert (
+        f'forestgate_transport_calls_total{{outcome="succeeded"}} {len(batches) - len(refused)}'
+        in text
+    )
 
 
 def test_a_10000_row_request_gets_every_row_while_small_requests_keep_flowing(
