@@ -154,6 +154,7 @@ def start_servers(model: dict[str, Any], approval: dict[str, Any]) -> dict[str, 
         "fg_gather": serve(repo, *EXECUTION_FLAGS["fg_pinned"], "--max-gather-us",
                            str(GATHER_US)),
         "approval": serve(approval["repository"]),
+        "fg_p32": serve(repo, "--max-pending-calls", "32"),
     }  # fmt: skip
     servers = {key: ServerProcess(key, cmd, env) for key, cmd in commands.items()}
     # Workers: the server may use both cores (the driver stays on its own).
@@ -217,9 +218,10 @@ def measure(
     diagnosed = server_diagnostics.waits(bench) + server_diagnostics.workers(bench)
     # The default server: twice the pinned one's peak is more than the driver can offer while
     # it shares its core with that engine thread.
-    overload = server_overload.run(
-        bench, "forestgate", peaks[1], seconds=3.0 if opts.quick else OVERLOAD_S
-    )
+    overload = [
+        server_overload.run(bench, series, peaks[1], seconds=3.0 if opts.quick else OVERLOAD_S)
+        for series in ("forestgate", "forestgate_p32")
+    ]
     approval_cells = server_diagnostics.approval(bench, approval, workdir)
     print("profile", file=sys.stderr, flush=True)
     profiled = profile(bench, 3.0 if opts.quick else 8.0)
@@ -269,6 +271,7 @@ def run_settings(opts: Options, measured: dict[str, Any], waited: dict[str, Any]
             "forestgate_gather": f"--engine-cpus {DRIVER_CORE} --max-gather-us {GATHER_US}",
             "workers_1, workers_2": f"--workers 1 or 2, on cores {SERVER_CORE},{DRIVER_CORE}",
             "approval": "the defaults, the demo approval model (forestgate train --config demo)",
+            "forestgate_p32": "--max-pending-calls 32 (overload only)",
         },
         "delay_us": DELAY_US,
         "gather_us": GATHER_US,

@@ -107,7 +107,14 @@ def _servers(run: dict[str, Any]) -> list[str]:
     settings = run["settings"]
     return [
         "- Servers:",
-        f"  - **{LABELS['forestgate']}**: `forestgate serve {settings['forestgate']}`.",
+        f"  - **{LABELS['forestgate']}**: `forestgate serve`, {settings['forestgate']}.",
+        *(
+            f"  - **{LABELS[key]}**: `forestgate serve {settings[key]}`, the engine thread "
+            + ("pinned to the driver's core" if key == "forestgate_pinned" else "off; the engine")
+            + (" (the machine has two)." if key == "forestgate_pinned" else " on the event loop.")
+            for key in ("forestgate_pinned", "forestgate_inline")
+            if key in settings
+        ),
         f"  - **{LABELS['forestgate_off']}**: `forestgate serve` with "
         f"{settings['forestgate_off']}, so every engine call holds exactly one request. "
         "max_batch_rows=1 refuses 16-row requests, so for those max_batch_rows=16 lets a "

@@ -64,9 +64,14 @@ def diagnostics(results: dict[str, Any]) -> list[str]:
 
 
 def overload(results: dict[str, Any]) -> list[str]:
-    o = results.get("overload")
-    if not o:
-        return []
+    runs = results.get("overload") or []
+    out: list[str] = []
+    for o in [runs] if isinstance(runs, dict) else runs:
+        out += _overload_run(o)
+    return out
+
+
+def _overload_run(o: dict[str, Any]) -> list[str]:
     rows = []
     for phase in ("reference", "overload", "recovery"):
         p = o[phase]
@@ -81,7 +86,7 @@ def overload(results: dict[str, Any]) -> list[str]:
     rss = o["rss_mb"]
     verdicts = [f"- **{'MET' if met else 'MISSED'}** {name}" for name, met in o["verdict"].items()]
     return [
-        "## Overload: twice capacity, open loop",
+        f"## Overload: twice capacity, open loop ({LABELS[o['series']]})",
         "",
         *para(
             f"{LABELS[o['series']]}, 1-row requests. Capacity is its closed-loop "

@@ -43,6 +43,7 @@ SERIES = {
     "workers_1": {1: "fg_w1", 16: "fg_w1"},  # diagnostic, on both cores
     "workers_2": {1: "fg_w2", 16: "fg_w2"},  # diagnostic, on both cores
     "approval": {1: "approval", 16: "approval"},  # the demo model, its own requests
+    "forestgate_p32": {1: "fg_p32", 16: "fg_p32"},  # overload only
 }
 # The execution designs issue #12 compares: the engine on a thread of its own on the server's
 # core (the default), that thread pinned to the other core, and the engine on the event loop.

@@ -178,7 +178,7 @@ class MicroBatcher:
         # Moving averages (1/8 weight) of the gap between arrivals and of one engine call:
         # the gather step waits only while arrivals come faster than calls complete.
         self._last_arrival_ns = 0
-        self._arrival_gap_ns = 1 << 62
+        self._arrival_gap_ns = 0
         self._call_ns = 0
         self._execution = execution
         self._engine_cpus = tuple(engine_cpus)

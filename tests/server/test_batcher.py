@@ -688,6 +688,80 @@ def test_drain_finishes_in_flight_and_queued_work_then_refuses_new_work() -> Non
     assert not any(t.name == "engine drained" for t in threading.enumerate())
 
 
+class FloodingEngine:
+    """Takes `compute_ns` of fake time per call; during its first call two 1-row requests
+    (`later`) are submitted to the batcher, as arrivals while a batch computes would be."""
+
+    num_features = F
+    output_width = 1
+
+    def __init__(self, clock: FakeClock, compute_ns: int) -> None:
+        self.clock = clock
+        self.compute_ns = compute_ns
+        self.sizes: list[int] = []
+        self.batcher: MicroBatcher | None = None
+        self.later: list[asyncio.Task[Any]] = []
+
+    def score(self, rows: np.ndarray, out: np.ndarray) -> None:
+        self.sizes.append(len(rows))
+        self.clock.now += self.compute_ns
+        if len(self.sizes) == 1:
+            assert self.batcher is not None
+            for tag in (8, 9):
+                self.later.append(asyncio.ensure_future(self.batcher.submit(block(tag, 1))))
+        out[...] = rows[:, 0]
+
+
+@pytest.mark.parametrize("gather_us", [0, 5_000])
+def test_gather_waits_for_rows_only_while_arrivals_outpace_engine_calls(gather_us: int) -> None:
+    """Two requests arrive together and take 2 ms of engine time; two more arrive meanwhile, so
+    arrivals now come faster than engine calls. With the gather step those two wait for company
+    until a full batch is queued; without it, they go at once, as a batch of two."""
+    clock = FakeClock()
+    engine = FloodingEngine(clock, compute_ns=2_000_000)
+
+    async def main() -> list[int]:
+        batcher = make(engine, execution="inline", max_batch_rows=4, max_gather_us=gather_us,
+                       clock=clock)  # fmt: skip
+        engine.batcher = batcher
+        first = [asyncio.create_task(batcher.submit(block(t, 1))) for t in (1, 2)]
+        await settle()
+        sizes_while_gathering = list(engine.sizes)
+        rest = [asyncio.create_task(batcher.submit(block(t, 1))) for t in (3, 4, 5)]
+        await asyncio.gather(*first, *engine.later, *rest)
+        await batcher.drain()
+        return sizes_while_gathering
+
+    sizes_while_gathering = run(main())
+    if gather_us:
+        assert sizes_while_gathering == [2]  # the arrivals wait; nothing else runs meanwhile
+        assert engine.sizes == [2, 4, 1]
+    else:
+        assert sizes_while_gathering == [2, 2]
+        assert engine.sizes == [2, 2, 3]
+
+
+def test_gather_stops_when_the_arrivals_pause() -> None:
+    """The same start, but no request follows: once twice the usual gap has passed with no
+    arrival (fake time moves on), the two waiting requests are computed without company."""
+    clock = FakeClock()
+    engine = FloodingEngine(clock, compute_ns=2_000_000)
+
+    async def main() -> None:
+        batcher = make(engine, execution="inline", max_batch_rows=4, max_gather_us=5_000,
+                       clock=clock)  # fmt: skip
+        engine.batcher = batcher
+        first = [asyncio.create_task(batcher.submit(block(t, 1))) for t in (1, 2)]
+        await settle()
+        assert engine.sizes == [2]
+        clock.now += 1_000_000  # far beyond two arrival gaps, well within max_gather_us
+        await asyncio.gather(*first, *engine.later)
+        await batcher.drain()
+
+    run(main())
+    assert engine.sizes == [2, 2]
+
+
 def test_drain_does_not_wait_out_the_delay() -> None:
     engine = Engine(hold_first=True)
 
