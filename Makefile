@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/batcher.py
 	$(BIN)/python bench/server.py
+	$(BIN)/python bench/python_versions.py
 	$(BIN)/python bench/load.py
 
 proto: $(STAMP)

@@ -308,9 +308,10 @@ def parse_args() -> argparse.Namespace:
 
 def report_from(saved_json: Path, out_dir: Path) -> None:
     results = json.loads(saved_json.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
     if "targets" not in results:  # saved before judging: the run's report failed
         server_report.judge(results)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        report.write_json(out_dir / "server.json", results)
     server_report.plot(results, out_dir / "server.png")
     (out_dir / "server.md").write_text(server_markdown.markdown(results))
     print(f"rewrote {out_dir}/server.md and server.png from {saved_json}", file=sys.stderr)

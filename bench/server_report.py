@@ -246,12 +246,12 @@ def judge(results: dict[str, Any]) -> None:
                     bool(met))
             for name, met in run["verdict"].items()
         ]  # fmt: skip
+    results["user_target"] = user_target(results["pooled"])
 
 
 def _overload_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
     runs = results.get("overload") or []
     return [runs] if isinstance(runs, dict) else runs  # older results hold one run
-    results["user_target"] = user_target(results["pooled"])
 
 
 def _series_cells(pooled: Any, series: str, mode: str, rows: int) -> list[dict[str, Any]]:
