@@ -6,7 +6,10 @@ into one preallocated [max_batch_rows, F] buffer (the only copy of the rows), sc
 hands the results back to the loop in one call per batch. While the engine computes (the native
 call releases the GIL) the loop keeps accepting calls, and they form the next batch: under load
 batches grow by themselves, and at idle a request is computed at once. The thread can be pinned
-to CPUs of its own (`engine_cpus`), so the model's code stays in that core's caches.
+to CPUs of its own (`engine_cpus`), so the model's code stays in that core's caches; that is
+where batches form, because the loop then has its own core for gRPC. Unpinned, a small request
+that finds nothing in flight is scored on the loop (`idle_inline_rows`), since two thread
+hand-offs on a shared core cost more than the call.
 
 Requests larger than `max_batch_rows` are scored in engine calls of their own, chunk by chunk,
 with the small requests' batches served between chunks. The module imports neither grpc nor
@@ -132,7 +135,14 @@ class MicroBatcher:
 
     `execution="thread"` (the default) runs the engine on a thread of the batcher's own, pinned
     to `engine_cpus` when given; "inline" calls it on the event loop, which then accepts no
-    calls while it computes (kept for comparison: bench/results/server.md).
+    calls while it computes (kept for comparison: bench/results/server.md). With an unpinned
+    thread, a request of at most `idle_inline_rows` rows that finds nothing queued, running or
+    awaiting its result is scored at once on the loop, from its own rows.
+
+    `max_gather_us` > 0 lets a backlog wait for more rows while the measured gap between
+    arrivals is shorter than an engine call (moving averages of both), until a full batch is
+    queued, the arrivals pause for two gaps, or its oldest request is that old. Like the
+    delay, it never holds a request that finds the engine idle.
 
     For a zero-downtime swap, route new requests to the new version's batcher and
     `await old.drain()`: the old one finishes what it accepted while the new one takes traffic.
