@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import provenance
 import report
-from server_cells import Bench, write_requests
+from server_cells import Bench, without_files, write_requests
 from server_format import us
 from server_process import ServerProcess
 from server_setup import DRIVER_CORE, FORESTGATE, HERE, SERIES
@@ -142,7 +142,7 @@ def main() -> None:
     results = {
         "run": window.close(rounds=rounds, seconds_per_cell=seconds, designs=DESIGNS),
         "environment": provenance.environment(("grpcio", "uvloop", "protobuf", "numpy")),
-        "cells": [{k: v for k, v in c.items() if k != "latencies_file"} for c in cells],
+        "cells": without_files(cells),
     }
     report.write(report.output_dir(args), "python_versions", markdown(results), results)
     shutil.rmtree(work, ignore_errors=True)

@@ -32,7 +32,7 @@ import server_diagnostics
 import server_markdown
 import server_overload
 import server_report
-from server_cells import Bench, engine_bench_running, overloaded, write_requests
+from server_cells import Bench, engine_bench_running, overloaded, without_files, write_requests
 from server_probes import check_answers, component_costs, profile
 from server_process import ServerProcess
 from server_setup import (
@@ -192,10 +192,6 @@ def open_loop(bench: Bench, opts: Options, rates: dict[int, list[float]]) -> Non
                         given_up.add(name)
 
 
-def _without_files(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in c.items() if k != "latencies_file"} for c in cells]
-
-
 def measure(
     model: dict[str, Any],
     approval: dict[str, Any],
@@ -234,11 +230,11 @@ def measure(
         "incidents": bench.incidents,
         "agreement_max_abs_diff": agreement,
         "component_costs_us": costs,
-        "cells": _without_files(bench.cells),
+        "cells": without_files(bench.cells),
         "pooled": server_report.pool(bench.cells),
-        "diagnostics": _without_files(diagnosed),
+        "diagnostics": without_files(diagnosed),
         "overload": overload,
-        "approval": _without_files(approval_cells),
+        "approval": without_files(approval_cells),
         "profile": profiled,
     }
 

@@ -226,6 +226,11 @@ def cell_from_report(
     return result
 
 
+def without_files(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cells as results keep them: without the path of their (temporary) latency file."""
+    return [{k: v for k, v in c.items() if k != "latencies_file"} for c in cells]
+
+
 def infer_request(block: np.ndarray, model: str = MODEL) -> Any:
     """A ModelInferRequest as ForestGate's clients send rows: one FP32 input, raw contents."""
     from forestgate.protos.inference import grpc_service_pb2 as pb

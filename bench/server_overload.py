@@ -3,8 +3,8 @@
 Three runs back to back against one server: 80% of its closed-loop peak (the reference p99),
 twice its peak for a long stretch (the overload), then 80% again (the recovery). The server's
 RSS is sampled through the overload. The verdict follows issue #12's criteria: no crash, the
-excess refused with RESOURCE_EXHAUSTED quickly, accepted calls within 3x the reference p99, RSS
-bounded, and normal latency again soon after the overload ends.
+excess refused quickly and with RESOURCE_EXHAUSTED (judged apart), accepted calls within 3x the
+reference p99, RSS bounded, and normal latency again soon after the overload ends.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import numpy as np
 from server_cells import GRPC_STATUS, Bench
 from server_process import ServerProcess
 from server_report import percentiles_us
-from server_setup import SERIES
+from server_setup import OVERLOAD_FACTOR, SERIES
 
+NORMAL_SHARE = 0.8  # of the peak: the reference and recovery load
 RECOVERY_WINDOW_S = 0.25  # latency is judged per window of this length after the overload
 NORMAL_P99_FACTOR = 1.5  # a recovery window is normal when its p99 is within this of reference
 
@@ -29,7 +30,7 @@ NORMAL_P99_FACTOR = 1.5  # a recovery window is normal when its p99 is within th
 def run(bench: Bench, series: str, peak_rps: float, *, seconds: float, rows: int = 1) -> dict:
     """The three runs against `series`' server; returns their summary and the verdict."""
     server = bench.servers[SERIES[series][rows]]
-    normal, over = round(0.8 * peak_rps), round(2 * peak_rps)
+    normal, over = round(NORMAL_SHARE * peak_rps), round(OVERLOAD_FACTOR * peak_rps)
     print(f"overload: {normal} rps, {over} rps for {seconds:.0f} s, {normal} rps", file=sys.stderr)
     reference = _calls(bench.load(server, rows, 3.0, concurrency=0, rate=normal, stop="wait",
                                   report="json"))  # fmt: skip

@@ -114,7 +114,7 @@ class ServerProcess:
             # Summed over models: a benchmark sends to one model, other loaded ones add zero.
             found = re.findall(rf"^{name}\{{[^}}]*\}} (\S+)$", text, re.M)
             out[name] = sum(float(v) for v in found)
-        # The batch-size histogram (cumulative counts per upper bound), one model's.
+        # The batch-size histogram (cumulative counts per upper bound), summed over models too.
         for le, count in re.findall(
             r'^forestgate_batch_rows_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)$', text, re.M
         ):

@@ -305,11 +305,7 @@ class MicroBatcher:
             error = exc
         compute_ns = self._clock() - now
         if self._observer is not None:
-            stats = BatchStats(rows.shape[0], 1, [0], compute_ns, now, [context], error)
-            try:
-                self._observer.on_batch(stats)
-            except Exception:
-                self._observer_broke()
+            self._observe(BatchStats(rows.shape[0], 1, [0], compute_ns, now, [context], error))
         if error is not None:
             raise error
         return y
@@ -388,7 +384,6 @@ class MicroBatcher:
             self._report(batch)
 
     def _report(self, batch: _Batch) -> None:
-        assert self._observer is not None
         formed = batch.formed_ns
         stats = BatchStats(
             rows=batch.rows,
@@ -399,6 +394,10 @@ class MicroBatcher:
             contexts=[request.context for request in batch.taken],
             error=batch.error,
         )
+        self._observe(stats)
+
+    def _observe(self, stats: BatchStats) -> None:
+        assert self._observer is not None
         try:
             self._observer.on_batch(stats)
         except Exception:
