@@ -4,13 +4,15 @@
   raw bytes out. What gRPC Python and the event loop cost with no work at all: the ceiling.
 - `naive`: what a user would write first: protobuf request, np.frombuffer, XGBoost
   `inplace_predict` (nthread=1) per request on the event loop, protobuf response.
+- `refuse`: the constant server's handler, but it refuses every call with RESOURCE_EXHAUSTED:
+  what refusing a call costs in gRPC Python, against serving it.
 - `direct`: the naive server with ForestGate's compiled library in place of XGBoost, one engine
   call per request and no batcher, codec, metrics or status mapping: separates the cost of
   ForestGate's serving layer from the engine's.
 
 Each runs as its own process on uvloop, binds port 0 and logs a JSON line "listening on
 HOST:PORT", as `forestgate serve` does. SIGTERM stops it.
-Run: .venv/bin/python bench/baseline.py constant|naive|direct [--model FILE|--bundle DIR]
+Run: .venv/bin/python bench/baseline.py constant|refuse|naive|direct [--model FILE|--bundle DIR]
 """
 
 from __future__ import annotations
@@ -62,6 +64,20 @@ class ScoringServicer(pb_grpc.GRPCInferenceServiceServicer):
         return response_for(request, self.score(x.reshape(tensor.shape[0], tensor.shape[1])))
 
 
+class RefuseHandler(grpc.GenericRpcHandler):
+    """Raw bytes in, RESOURCE_EXHAUSTED out: nothing parsed, nothing built."""
+
+    def __init__(self) -> None:
+        self._handler = grpc.unary_unary_rpc_method_handler(self._infer)
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return self._handler if details.method == METHOD else None
+
+    async def _infer(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded")
+        raise AssertionError("abort raises")
+
+
 class ConstantHandler(grpc.GenericRpcHandler):
     """Raw bytes in, a pre-built response out; the first request of each size is parsed once
     to build a response of the right shape, so every later call costs no protobuf work."""
@@ -105,6 +121,8 @@ async def run(kind: str, model: Path | None, bundle: Path | None, host: str) -> 
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     if kind == "constant":
         server.add_generic_rpc_handlers((ConstantHandler(),))
+    elif kind == "refuse":
+        server.add_generic_rpc_handlers((RefuseHandler(),))
     else:
         if kind == "naive":
             if model is None:
@@ -128,7 +146,7 @@ async def run(kind: str, model: Path | None, bundle: Path | None, host: str) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=("constant", "naive", "direct"))
+    parser.add_argument("kind", choices=("constant", "refuse", "naive", "direct"))
     parser.add_argument("--model", type=Path, help="naive: the XGBoost model file")
     parser.add_argument("--bundle", type=Path, help="direct: the ForestGate bundle directory")
     parser.add_argument("--host", default="127.0.0.1")
