@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/batcher.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/python_versions.py
+	$(BIN)/python bench/overload_costs.py
 	$(BIN)/python bench/load.py
 
 proto: $(STAMP)

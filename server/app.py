@@ -136,8 +136,9 @@ async def start_server(
     ]
     if settings.max_pending_calls:
         # Calls gRPC core has accepted but the event loop has not yet taken: under overload
-        # the backlog forms here, where the server's own bounds cannot see it. Refusing there
-        # costs a fraction of refusing in Python, which costs most of what serving does.
+        # the backlog forms here, where the server's own bounds cannot see it. Core refuses
+        # the excess without the loop; a refusal in Python costs about half of serving the
+        # call (bench/results/overload_costs.md).
         options += [
             ("grpc.server.max_pending_requests", settings.max_pending_calls),
             ("grpc.server.max_pending_requests_hard_limit", settings.max_pending_calls),
