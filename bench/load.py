@@ -68,8 +68,8 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 
 def run_load(target: str, server_pid: int, cores: str, *flags: str) -> dict[str, Any]:
     command = pinned(cores, [
-        FORESTGATE, "load", "--insecure", "--proto", PROTO, "--call", CALL, "-d", DATA,
-        "-O", "json", *flags, target,
+        FORESTGATE, "load", "--insecure", "--proto", PROTO, "-i", str(ROOT / "protos"),
+        "--call", CALL, "-d", DATA, "-O", "json", *flags, target,
     ])  # fmt: skip
     server_before = cpu_s(server_pid)
     started = time.monotonic()

@@ -29,6 +29,7 @@ from server_setup import (
     LAG,
     MODEL,
     PROTO,
+    PROTOS,
     REQUEST_POOL,
     SERIES,
 )
@@ -84,7 +85,7 @@ class Bench:
     ) -> str:  # fmt: skip
         """One `forestgate load` run on the driver's core, closed loop (-c) or open loop (--rps
         --async); returns its report in the given format."""
-        cmd = [FORESTGATE, "load", "--insecure", "--proto", PROTO, "--call", CALL,
+        cmd = [FORESTGATE, "load", "--insecure", "--proto", PROTO, "-i", PROTOS, "--call", CALL,
                "-B", str(self.request_files[rows]), "-t", DEADLINE, "-z",
                f"{round(seconds * 1000)}ms", "--duration-stop", stop, "-O", report]  # fmt: skip
         if concurrency:

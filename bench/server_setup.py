@@ -9,6 +9,7 @@ HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 FORESTGATE = str(Path(PYTHON).with_name("forestgate"))
 PROTO = str(HERE.parent / "protos" / "inference" / "grpc_service.proto")
+PROTOS = str(HERE.parent / "protos")  # the import path of PROTO's imports
 CALL = "inference.GRPCInferenceService/ModelInfer"
 SERVER_CORE, DRIVER_CORE = "0", "1"  # the driver is `forestgate load`
 CONNECTIONS = 4  # HTTP/2 connections per run (fewer when fewer calls are in flight)

@@ -32,7 +32,7 @@ from forestgate.engine.model import CompiledModel
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.pool import POOL
 from forestgate.server import transport
-from forestgate.server.batcher import Engine, MicroBatcher
+from forestgate.server.batcher import BatchObserver, Engine, MicroBatcher
 from forestgate.server.health import Health
 from forestgate.server.metrics import ServerMetrics
 from forestgate.server.oip import InferenceServicer, handlers
@@ -41,6 +41,10 @@ from forestgate.server.scoring import Readiness, ScoringCore
 from forestgate.server.settings import Settings
 from forestgate.server.shedding import QueueTimeShedder
 from forestgate.server.status import RpcLimit
+from forestgate.server.tracing.config import trace_config
+from forestgate.server.tracing.metrics import TraceCollector
+from forestgate.server.tracing.provider import build_tracer
+from forestgate.server.tracing.tracer import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class RunningServer:
     core: ScoringCore
     health: Health
     metrics: ServerMetrics
+    tracer: Tracer | None = None
 
     @property
     def repository(self) -> ModelRepository:
@@ -80,16 +85,23 @@ class RunningServer:
         # Batchers flush at once (a queue delay no longer waits for company) while gRPC refuses
         # new calls and gives the accepted ones the grace period.
         await asyncio.gather(self.server.stop(grace_s), self.repository.drain_all())
+        if self.tracer is not None:
+            # The spans of the last calls go out before the process exits.
+            await asyncio.to_thread(self.tracer.queue.shutdown)
 
 
 EngineWrapper = Callable[[CompiledModel], Engine]
 
 
 def batcher_factory(
-    settings: Settings, metrics: ServerMetrics, wrap_engine: EngineWrapper | None = None
+    settings: Settings,
+    metrics: ServerMetrics,
+    wrap_engine: EngineWrapper | None = None,
+    tracer: Tracer | None = None,
 ) -> BatcherFactory:
     """How each loaded model version gets its batcher, from the settings. `wrap_engine` puts
-    something between the batcher and the model (tests hold and release the engine with it)."""
+    something between the batcher and the model (tests hold and release the engine with it);
+    with a `tracer`, each batch also reaches the trace records of the calls it served."""
 
     def make_batcher(model: CompiledModel) -> MicroBatcher:
         shedder = None
@@ -99,6 +111,9 @@ def batcher_factory(
                 interval_ns=settings.shed_interval_ms * 1_000_000,
                 clock=time.monotonic_ns,
             )
+        observer: BatchObserver = metrics.observer(model.name, model.version)
+        if tracer is not None:
+            observer = tracer.observer(observer, model.name, model.version)
         batcher = MicroBatcher(
             model if wrap_engine is None else wrap_engine(model),
             name=f"{model.name}/{model.version}",
@@ -110,7 +125,7 @@ def batcher_factory(
             execution="thread" if settings.execution == "thread" else "inline",
             engine_cpus=settings.cpus,
             shedder=shedder,
-            observer=metrics.observer(model.name),
+            observer=observer,
         )
         metrics.queue_rows[model.name] = lambda: batcher.queue_rows
         return batcher
@@ -146,29 +161,42 @@ async def start_server(
     before = transport.server_ids()
     server = grpc.aio.server(options=options)
     metrics.transport_calls = transport.call_counts(before)
-    repository = ModelRepository(
-        settings.model_repository, batcher_factory(settings, metrics, wrap_engine)
-    )
-    core = ScoringCore(repository, readiness, max_request_rows=settings.max_request_rows)
-    rpc_limit = RpcLimit(settings.max_concurrent_rpcs or settings.max_queue_rows)
-    server.add_generic_rpc_handlers((handlers(InferenceServicer(core, metrics, rpc_limit)),))
-    health_servicer = health_async.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    _add_reflection(server)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"cannot bind {settings.host}:{settings.port}")
+    tracer = _tracer(settings, port, metrics)
+    repository = ModelRepository(
+        settings.model_repository, batcher_factory(settings, metrics, wrap_engine, tracer)
+    )
+    core = ScoringCore(repository, readiness, max_request_rows=settings.max_request_rows)
+    rpc_limit = RpcLimit(settings.max_concurrent_rpcs or settings.max_queue_rows)
+    servicer = InferenceServicer(core, metrics, rpc_limit, tracer)
+    server.add_generic_rpc_handlers((handlers(servicer),))
+    health_servicer = health_async.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    _add_reflection(server)
     health = Health(health_servicer, repository, readiness, (INFERENCE_SERVICE,))
     # Listen first and answer NOT_SERVING while the models load and warm up, so probes and
     # load balancers see "starting" rather than a refused connection.
     await health.publish()
     await server.start()
     await repository.load_all()
-    running = RunningServer(server, port, core, health, metrics)
+    running = RunningServer(server, port, core, health, metrics, tracer)
     readiness.ready = True
     await running.publish_models()
     repository.on_change = running.publish_models
     return running
+
+
+def _tracer(settings: Settings, port: int, metrics: ServerMetrics) -> Tracer | None:
+    """The tracer the settings and OTEL_* variables ask for (read here, at start-up), or None."""
+    config = trace_config(settings, os.environ)
+    log.info(config.why)
+    if not config.enabled:
+        return None
+    tracer = build_tracer(config, settings.host, port, settings.workers)
+    metrics.registry.register(TraceCollector(tracer))
+    return tracer
 
 
 def _add_reflection(server: grpc.aio.Server) -> None:

@@ -38,7 +38,10 @@ from forestgate.server.shedding import QueueTimeShedder
 log = logging.getLogger(__name__)
 
 Execution = Literal["thread", "inline"]
-RejectReason = Literal["overloaded", "shed", "deadline_expired", "cancelled", "unavailable"]
+# "invalid" is the scoring core's input check, reported through `report_refusal`.
+RejectReason = Literal[
+    "overloaded", "shed", "deadline_expired", "cancelled", "unavailable", "invalid"
+]
 F32 = npt.NDArray[np.float32]
 
 
@@ -60,7 +63,10 @@ class Engine(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class BatchStats:
-    """One engine call, in the terms of Triton's statistics: execution count is one per call."""
+    """One engine call, in the terms of Triton's statistics: execution count is one per call.
+
+    formed_ns + input_ns + compute_ns + output_ns is when the batch's requests got their results.
+    """
 
     rows: int
     requests: int
@@ -69,6 +75,9 @@ class BatchStats:
     formed_ns: int  # clock reading when the batch was formed
     contexts: Sequence[object]  # each request's `context`, in batch order (e.g. spans to link)
     error: Exception | None  # what the engine raised; every request of the batch got it
+    input_ns: int = 0  # batch formed -> engine call: copying the rows into the batch buffer
+    output_ns: int = 0  # engine call done -> results handed out on the loop (the hand-off)
+    settled: bool = True  # False for a large request's chunks before its last
 
 
 class BatchObserver(Protocol):
@@ -103,7 +112,9 @@ class _Request:
 class _Batch:
     """One engine call's outcome, handed from the engine thread to the loop."""
 
-    __slots__ = ("compute_ns", "error", "formed_ns", "refused", "rows", "settle", "taken", "y")
+    __slots__ = (
+        "compute_ns", "error", "formed_ns", "input_ns", "refused", "rows", "settle", "taken", "y"
+    )  # fmt: skip
 
     def __init__(self, formed_ns: int, *, settle: bool = True) -> None:
         self.formed_ns = formed_ns
@@ -113,6 +124,7 @@ class _Batch:
         self.rows = 0
         self.y: F32 | None = None
         self.error: Exception | None = None
+        self.input_ns = 0
         self.compute_ns = 0
 
 
@@ -218,6 +230,16 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self._observer_failed = False
         self._in_flight = 0  # submitted requests not yet settled (read and written on the loop)
+
+    @property
+    def max_batch_rows(self) -> int:
+        """The most rows one engine call takes (Triton's max_batch_size)."""
+        return self._max_batch_rows
+
+    @property
+    def max_queue_delay_us(self) -> int:
+        """How long a backlog may wait for more rows (Triton's max_queue_delay_microseconds)."""
+        return self._delay_ns // 1000
 
     @property
     def queue_rows(self) -> int:
@@ -332,6 +354,11 @@ class MicroBatcher:
             self._notify_reject("shed", context)
             raise Overloaded(f"{self.name}: {shedder.reason()}")
 
+    def report_refusal(self, reason: RejectReason, context: object = None) -> None:
+        """Tell the observer of a request refused before it reached this batcher (the scoring
+        core's input check), so the model version's statistics count it as a failure."""
+        self._notify_reject(reason, context)
+
     def _wake(self) -> None:
         if self._loop_wake is not None:
             self._loop_wake.set()
@@ -385,6 +412,7 @@ class MicroBatcher:
 
     def _report(self, batch: _Batch) -> None:
         formed = batch.formed_ns
+        computed = formed + batch.input_ns + batch.compute_ns
         stats = BatchStats(
             rows=batch.rows,
             requests=len(batch.taken),
@@ -393,6 +421,10 @@ class MicroBatcher:
             formed_ns=formed,
             contexts=[request.context for request in batch.taken],
             error=batch.error,
+            input_ns=batch.input_ns,
+            # After settling: the wait for the loop to take the batch counts here too.
+            output_ns=max(0, self._clock() - computed),
+            settled=batch.settle,
         )
         self._observe(stats)
 
@@ -589,6 +621,7 @@ class MicroBatcher:
     def _compute(self, batch: _Batch, x: F32) -> None:
         y = np.empty((x.shape[0], *self._out_shape), dtype=np.float32)
         started = self._clock()
+        batch.input_ns = started - batch.formed_ns
         try:
             self._score(x, y)
         except Exception as exc:

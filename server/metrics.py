@@ -24,7 +24,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from forestgate.server.batcher import BatchStats
+from forestgate.server.batcher import BatchStats, RejectReason
+from forestgate.server.statistics import VersionStatistics
 
 LATENCY_BUCKETS_S = (
     25e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3,
@@ -46,6 +47,15 @@ class Histogram:
     def observe(self, value: float) -> None:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
+
+    @classmethod
+    def merged(cls, histograms: Sequence[Histogram]) -> Histogram:
+        """One histogram of several with the same bounds (a model's versions, for Prometheus)."""
+        merged = cls(histograms[0].bounds)
+        for histogram in histograms:
+            merged.counts = [a + b for a, b in zip(merged.counts, histogram.counts, strict=True)]
+            merged.total += histogram.total
+        return merged
 
     def buckets(self) -> list[tuple[str, float]]:
         """Cumulative (le, count) pairs, as Prometheus wants them."""
@@ -72,24 +82,28 @@ class MethodStats:
 
 
 class ModelStats:
-    """One model's batches and refusals, fed by its batcher (a server.batcher.BatchObserver)."""
+    """One model version's batches and refusals, fed by its batcher (a BatchObserver): the
+    Prometheus histograms, and Triton's statistics (server/statistics.py)."""
 
-    __slots__ = ("batch_rows", "compute", "queue_wait", "rejected")
+    __slots__ = ("batch_rows", "compute", "queue_wait", "rejected", "triton")
 
     def __init__(self) -> None:
         self.queue_wait = Histogram(LATENCY_BUCKETS_S)
         self.compute = Histogram(LATENCY_BUCKETS_S)
         self.batch_rows = Histogram(BATCH_BUCKETS)
         self.rejected: dict[str, int] = {}
+        self.triton = VersionStatistics()
 
     def on_batch(self, batch: BatchStats) -> None:
         self.batch_rows.observe(batch.rows)
         self.compute.observe(batch.compute_ns / 1e9)
         for wait_ns in batch.queue_wait_ns:
             self.queue_wait.observe(wait_ns / 1e9)
+        self.triton.on_batch(batch)
 
-    def on_reject(self, reason: str, context: object) -> None:
+    def on_reject(self, reason: RejectReason, context: object) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.triton.on_reject(reason, context)
 
 
 class ServerMetrics:
@@ -98,7 +112,7 @@ class ServerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.methods: dict[str, MethodStats] = {}
-        self.models: dict[str, ModelStats] = {}
+        self.models: dict[tuple[str, str], ModelStats] = {}  # by (name, version)
         self.queue_rows: dict[str, Callable[[], int]] = {}
         # gRPC core's own counts of calls (server/transport.py), read at scrape time.
         self.transport_calls: Callable[[], dict[str, int]] | None = None
@@ -114,12 +128,17 @@ class ServerMetrics:
             stats = self.methods[name] = MethodStats()
         return stats
 
-    def observer(self, model: str) -> ModelStats:
-        """The batcher observer that feeds this model's statistics (one per model name)."""
-        stats = self.models.get(model)
+    def observer(self, model: str, version: str) -> ModelStats:
+        """The batcher observer that feeds one model version's statistics. Prometheus sums a
+        model's versions; Triton's ModelStatistics reports each one."""
+        stats = self.models.get((model, version))
         if stats is None:
-            stats = self.models[model] = ModelStats()
+            stats = self.models[(model, version)] = ModelStats()
         return stats
+
+    def statistics(self, model: str, version: str) -> VersionStatistics:
+        """One model version's figures in Triton's terms (zero for a version never served)."""
+        return self.observer(model, version).triton
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics HTTP endpoint in a daemon thread; returns the bound port."""
@@ -180,17 +199,25 @@ def _model_families(m: ServerMetrics) -> Iterator[Metric]:
         ),
     }  # fmt: skip
     rejected = CounterMetricFamily(
-        "forestgate_rejected", "requests refused by a batcher, by reason",
+        "forestgate_rejected",
+        "requests refused by a batcher, or by the input check (invalid), by reason",
         labels=["model", "reason"],
-    )  # fmt: skip
+    )
     queue_rows = GaugeMetricFamily(
         "forestgate_queue_rows", "rows waiting in the model's queue", labels=["model"]
     )
-    for model, stats in list(m.models.items()):
+    versions: dict[str, list[ModelStats]] = {}
+    for (model, _version), stats in list(m.models.items()):
+        versions.setdefault(model, []).append(stats)
+    for model, each in versions.items():
         for key, family in families.items():
-            histogram: Histogram = getattr(stats, key)
+            histogram = Histogram.merged([getattr(stats, key) for stats in each])
             family.add_metric([model], histogram.buckets(), histogram.total)
-        for reason, count in list(stats.rejected.items()):
+        reasons: dict[str, int] = {}
+        for stats in each:
+            for reason, count in list(stats.rejected.items()):
+                reasons[reason] = reasons.get(reason, 0) + count
+        for reason, count in reasons.items():
             rejected.add_metric([model, reason], count)
     for model, read in list(m.queue_rows.items()):
         queue_rows.add_metric([model], read())

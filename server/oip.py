@@ -1,6 +1,7 @@
 """The Open Inference Protocol (KServe V2) over gRPC: each RPC decodes, awaits the core, encodes.
 
-`inference.GRPCInferenceService` with the six core RPCs plus Triton's repository extension.
+`inference.GRPCInferenceService` with the six core RPCs plus Triton's repository extension and
+its ModelConfig and ModelStatistics (messages built in server/triton.py).
 The scoring core does the work; the `rpc` boundary (server/status.py) turns its errors into
 status codes.
 """
@@ -16,30 +17,49 @@ from forestgate import __version__
 from forestgate.errors import NotFound
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
-from forestgate.server import codec
+from forestgate.server import codec, triton
 from forestgate.server.metrics import ServerMetrics
-from forestgate.server.scoring import ModelInfo, ScoringCore, TensorSpec
+from forestgate.server.scoring import InferRequest, ModelInfo, ScoringCore, TensorSpec
 from forestgate.server.status import Context, RpcLimit, rpc
+from forestgate.server.tracing.record import CURRENT, RequestTrace
+from forestgate.server.tracing.tracer import Tracer
 
-EXTENSIONS = ["model_repository", "schedule_policy", "parameters"]
+EXTENSIONS = [
+    "model_repository",
+    "schedule_policy",
+    "parameters",
+    "model_configuration",
+    "statistics",
+]
+SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The core RPCs and the repository extension; registered with `handlers()`."""
 
-    def __init__(self, core: ScoringCore, metrics: ServerMetrics, rpc_limit: RpcLimit) -> None:
+    service_name = SERVICE
+
+    def __init__(
+        self,
+        core: ScoringCore,
+        metrics: ServerMetrics,
+        rpc_limit: RpcLimit,
+        tracer: Tracer | None = None,
+    ) -> None:
         self.core = core
         self.repository = core.repository
         self.metrics = metrics
         self.rpc_limit = rpc_limit
+        self.tracer = tracer
 
-    @rpc("ServerLive", pb.ServerLiveRequest)
+    # Probes are not traced: they would outnumber the calls worth tracing.
+    @rpc("ServerLive", pb.ServerLiveRequest, traced=False)
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: Context
     ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    @rpc("ServerReady", pb.ServerReadyRequest)
+    @rpc("ServerReady", pb.ServerReadyRequest, traced=False)
     async def ServerReady(
         self, request: pb.ServerReadyRequest, context: Context
     ) -> pb.ServerReadyResponse:
@@ -74,8 +94,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
         decoded = codec.decode_infer_request(request)
+        trace = CURRENT.get()
+        if trace is not None:
+            return await self._infer_traced(decoded, context, trace)
         result = await self.core.infer(decoded, deadline_ns(context))
         return codec.encode_infer_response(result)
+
+    async def _infer_traced(
+        self, decoded: InferRequest, context: Context, trace: RequestTrace
+    ) -> pb.ModelInferResponse:
+        """ModelInfer with the trace record stamped at each step (server/tracing/spans.py)."""
+        trace.decoded_ns = time.monotonic_ns()
+        trace.model = decoded.model
+        shape = decoded.inputs[0].data.shape if decoded.inputs else ()
+        trace.rows = int(shape[0]) if shape else 0
+        result = await self.core.infer(decoded, deadline_ns(context), trace)
+        trace.result_ns = time.monotonic_ns()
+        trace.version = result.version
+        response = codec.encode_infer_response(result)
+        trace.encoded_ns = time.monotonic_ns()
+        return response
 
     @rpc("RepositoryIndex", pb.RepositoryIndexRequest)
     async def RepositoryIndex(
@@ -103,6 +141,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.RepositoryModelUnloadResponse:
         await self.repository.unload(request.model_name)
         return pb.RepositoryModelUnloadResponse()
+
+    @rpc("ModelConfig", pb.ModelConfigRequest)
+    async def ModelConfig(
+        self, request: pb.ModelConfigRequest, context: Context
+    ) -> pb.ModelConfigResponse:
+        return triton.config_response(self.core.model_info(request.name, request.version))
+
+    # Polled by dashboards and perf_analyzer, like /metrics: not traced.
+    @rpc("ModelStatistics", pb.ModelStatisticsRequest, traced=False)
+    async def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest, context: Context
+    ) -> pb.ModelStatisticsResponse:
+        versions = self.core.loaded_versions(request.name, request.version)
+        return triton.statistics_response(versions, self.metrics.statistics)
 
 
 def deadline_ns(context: Context) -> int | None:

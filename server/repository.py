@@ -22,6 +22,7 @@ import numpy.typing as npt
 from forestgate.engine.manifest import MANIFEST_FILE
 from forestgate.engine.model import CompiledModel
 from forestgate.errors import BundleError, ForestGateError, NotFound
+from forestgate.server.batcher import RejectReason
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,15 @@ class Batcher(Protocol):
     ) -> npt.NDArray[np.float32]: ...
 
     async def drain(self) -> None: ...
+
+    # What Triton's ModelConfig reports, and the core's refusals counted with the batcher's.
+    @property
+    def max_batch_rows(self) -> int: ...
+
+    @property
+    def max_queue_delay_us(self) -> int: ...
+
+    def report_refusal(self, reason: RejectReason, context: object = None) -> None: ...
 
 
 BatcherFactory = Callable[[CompiledModel], Batcher]

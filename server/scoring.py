@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from forestgate.engine.model import CompiledModel
 from forestgate.errors import InvalidInput, Unavailable
-from forestgate.server.repository import LoadedVersion, ModelRepository
+from forestgate.server.repository import LoadedVersion, ModelRepository, version_key
 
 INPUT_NAME = "input__0"
 OUTPUT_NAME = "output__0"
@@ -80,6 +80,8 @@ class ModelInfo:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     parameters: dict[str, str]
+    max_batch_rows: int = 0  # the batching in force, from the version's batcher
+    max_queue_delay_us: int = 0
 
 
 class Readiness:
@@ -114,8 +116,11 @@ class ScoringCore:
         self.readiness = readiness
         self.max_request_rows = max_request_rows
 
-    async def infer(self, request: InferRequest, deadline_ns: int | None = None) -> InferResult:
-        """Score `request`; `deadline_ns` (monotonic) is the transport's deadline, if any."""
+    async def infer(
+        self, request: InferRequest, deadline_ns: int | None = None, trace: object = None
+    ) -> InferResult:
+        """Score `request`; `deadline_ns` (monotonic) is the transport's deadline, if any, and
+        `trace` the call's trace record, handed to the batcher's observer with the batch."""
         self.readiness.check()
         loaded = self.repository.get(request.model, request.version)
         model = loaded.model
@@ -124,7 +129,7 @@ class ScoringCore:
         if request.timeout_us is not None:
             budget = time.monotonic_ns() + request.timeout_us * 1000
             deadline_ns = budget if deadline_ns is None else min(deadline_ns, budget)
-        scores = await loaded.batcher.submit(rows, deadline_ns)
+        scores = await loaded.batcher.submit(rows, deadline_ns, trace)
         outputs = tuple(
             Tensor(name, DATATYPE, scores if name == OUTPUT_NAME else model.calibrate(scores))
             for name in wanted
@@ -132,6 +137,15 @@ class ScoringCore:
         return InferResult(model.name, model.version, outputs, request.id)
 
     def _rows(self, request: InferRequest, model: CompiledModel) -> npt.NDArray[np.float32]:
+        """The checked rows; a refusal is counted in the version's statistics, as in Triton."""
+        try:
+            return self._checked_rows(request, model)
+        except InvalidInput:
+            batcher = self.repository.get(model.name, model.version).batcher
+            batcher.report_refusal("invalid")
+            raise
+
+    def _checked_rows(self, request: InferRequest, model: CompiledModel) -> npt.NDArray[np.float32]:
         """The one check of the input: one FP32 tensor of shape [n, F], 1 <= n <= the limit."""
         if len(request.inputs) != 1:
             raise InvalidInput(
@@ -158,6 +172,16 @@ class ScoringCore:
     def model_info(self, name: str, version: str = "") -> ModelInfo:
         loaded = self.repository.get(name, version)
         return describe(loaded, tuple(self.repository.versions(name)))
+
+    def loaded_versions(self, name: str = "", version: str = "") -> list[LoadedVersion]:
+        """The versions a statistics call names, by Triton's rule: every loaded version when
+        `name` is empty, every version of `name` when `version` is; NotFound for unknown ones."""
+        if not name:
+            loaded = self.repository.loaded()
+            return sorted(loaded, key=lambda v: (v.model.name, version_key(v.model.version)))
+        if not version:
+            return [self.repository.get(name, each) for each in self.repository.versions(name)]
+        return [self.repository.get(name, version)]
 
 
 def output_names(model: CompiledModel) -> tuple[str, ...]:
@@ -215,4 +239,6 @@ def describe(loaded: LoadedVersion, versions: tuple[str, ...]) -> ModelInfo:
             "task": manifest.task,
             "framework": f"{source.framework} {source.framework_version}",
         },
+        max_batch_rows=loaded.batcher.max_batch_rows,
+        max_queue_delay_us=loaded.batcher.max_queue_delay_us,
     )

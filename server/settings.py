@@ -41,6 +41,11 @@ class Settings:
     max_pending_calls: int = 128
     grace_period_s: float = 10.0
     log_level: str = "INFO"
+    trace_endpoint: str = ""
+    trace_protocol: str = ""
+    trace_sample_ratio: float | None = None
+    trace_slow_us: int = 0
+    trace_forced_per_s: int = 100
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
@@ -81,6 +86,18 @@ class Settings:
             "must be >= 0 (0: as many as max_queue_rows)",
         )
         need(self.grace_period_s >= 0, "grace_period_s", "must be >= 0")
+        need(
+            self.trace_protocol in ("", "grpc", "http/protobuf"),
+            "trace_protocol",
+            "must be grpc or http/protobuf",
+        )
+        need(
+            self.trace_sample_ratio is None or 0.0 <= self.trace_sample_ratio <= 1.0,
+            "trace_sample_ratio",
+            "must be within 0-1",
+        )
+        need(self.trace_slow_us >= 0, "trace_slow_us", "must be >= 0 (0: off)")
+        need(self.trace_forced_per_s >= 0, "trace_forced_per_s", "must be >= 0 (0: no limit)")
         need(
             self.log_level in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "log_level",
@@ -139,6 +156,28 @@ HELP: dict[str, tuple[type, str]] = {
     ),
     "grace_period_s": (float, "seconds in-flight calls get to finish on SIGTERM"),
     "log_level": (str, "DEBUG, INFO, WARNING or ERROR"),
+    "trace_endpoint": (
+        str,
+        "OTLP collector URL, e.g. http://localhost:4317; setting it turns tracing on "
+        "(else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT)",
+    ),
+    "trace_protocol": (
+        str,
+        "grpc or http/protobuf (else OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL, else grpc)",
+    ),
+    "trace_sample_ratio": (
+        float,
+        "head-sampling ratio for calls without a sampled parent (else OTEL_TRACES_SAMPLER_ARG, "
+        "else 0.01)",
+    ),
+    "trace_slow_us": (
+        int,
+        "microseconds; a call slower than this is exported whatever the sampling (0: off)",
+    ),
+    "trace_forced_per_s": (
+        int,
+        "most slow or failed unsampled calls exported per second (0: no limit)",
+    ),
 }
 
 
@@ -146,13 +185,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Settings()
     for name, (kind, text) in HELP.items():
         default = getattr(defaults, name)
+        shown = "unset" if default in ("", None) else default
         env = ENV_PREFIX + name.upper()
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
             default=None,
             metavar=kind.__name__.upper() if kind is not Path else "DIR",
-            help=f"{text} (default {default}; env {env})",
+            help=f"{text} (default {shown}; env {env})",
         )
 
 

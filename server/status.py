@@ -10,6 +10,7 @@ Expected errors keep their message (it names the field); unexpected ones never l
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -21,6 +22,8 @@ from google.protobuf.message import DecodeError, Message
 
 from forestgate import errors
 from forestgate.server.metrics import ServerMetrics
+from forestgate.server.tracing.record import CURRENT
+from forestgate.server.tracing.tracer import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +65,15 @@ class RpcLimit:
 
 
 def rpc(
-    method: str, request_type: type[Message], *, bounded: bool = False
+    method: str, request_type: type[Message], *, bounded: bool = False, traced: bool = True
 ) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
     """Wrap a servicer method: parse, map errors to status codes, record count and latency.
 
     The method is registered without a request deserializer (see server/app.py), so bytes
     arrive here and a request that is not valid protobuf gets INVALID_ARGUMENT with a message,
     instead of gRPC's own UNKNOWN "Unexpected DecodeError". A `bounded` method counts against
-    the servicer's `rpc_limit`.
+    the servicer's `rpc_limit`. A `traced` method gets a trace record when the servicer has a
+    `tracer` (probes are not traced); it is the current one while the handler runs.
     """
 
     def decorate(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
@@ -80,6 +84,11 @@ def rpc(
             started = time.monotonic_ns()
             code = grpc.StatusCode.OK
             counted = False
+            tracer: Tracer | None = self.tracer if traced else None
+            if tracer is not None:
+                name = f"{self.service_name}/{method}"
+                trace = tracer.begin(name, context.invocation_metadata(), started)
+                token = CURRENT.set(trace)
             try:
                 if limit is not None:
                     if limit.active >= limit.limit:
@@ -104,6 +113,9 @@ def rpc(
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED  # the client went away, or the server stopped
+                raise
             except Exception:
                 code = grpc.StatusCode.INTERNAL
                 log.exception("%s failed unexpectedly", method)
@@ -112,7 +124,11 @@ def rpc(
             finally:
                 if counted:
                     limit.active -= 1  # type: ignore[union-attr]
-                metrics.method(method).record(code.name, (time.monotonic_ns() - started) / 1e9)
+                ended = time.monotonic_ns()
+                metrics.method(method).record(code.name, (ended - started) / 1e9)
+                if tracer is not None:
+                    tracer.finish(trace, code.value[0], ended, context.peer)
+                    CURRENT.reset(token)
 
         return wrapper
 

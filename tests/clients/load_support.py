@@ -19,6 +19,8 @@ from tests.server.conftest import LiveServer, _serve
 FORESTGATE = str(Path(sys.executable).with_name("forestgate"))
 REPO = Path(__file__).resolve().parents[2]
 PROTO = str(REPO / "protos" / "inference" / "grpc_service.proto")
+# It imports inference/model_config.proto (Triton's layout): the import path is protos/.
+PROTOS = str(REPO / "protos")
 CALL = "inference.GRPCInferenceService/ModelInfer"
 NUM_FEATURES = len(APPROVAL_FEATURES)
 

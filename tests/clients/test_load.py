@@ -19,6 +19,7 @@ from tests.clients.load_support import (
     FORESTGATE,
     NUM_FEATURES,
     PROTO,
+    PROTOS,
     REPO,
     load,
     load_json,
@@ -78,12 +79,12 @@ def test_pretty_is_the_same_report_indented(load_server):
 @pytest.mark.parametrize("source", ["proto", "protoset"])
 def test_proto_and_protoset_give_the_method_without_reflection(load_server, source, tmp_path):
     if source == "proto":
-        schema = ["--proto", PROTO]
+        schema = ["--proto", PROTO, "-i", PROTOS]
     else:
         protoset = tmp_path / "inference.protoset"
         from grpc_tools import protoc
 
-        assert protoc.main(["protoc", f"-I{Path(PROTO).parent}", "--include_imports",
+        assert protoc.main(["protoc", f"-I{PROTOS}", "--include_imports",
                             f"--descriptor_set_out={protoset}", PROTO]) == 0  # fmt: skip
         schema = ["--protoset", str(protoset)]
     report = load_json(load_server.address, *schema, "-n", "30", "-c", "3")
@@ -218,11 +219,12 @@ def test_ctrl_c_prints_the_partial_report(load_server):
     assert set(report["statusCodeDistribution"]) <= {"OK", "Canceled"}
 
 
+SERVICE = "inference.GRPCInferenceService"
 BAD_INPUT = [
     (["--insecure", "--call", CALL, "127.0.0.1:1"], "cannot connect to 127.0.0.1:1"),
     (["--insecure", "--call", "inference.GRPCInferenceService/Nope"], "method named 'Nope'"),
     (["--insecure", "--call", "inference.Nowhere/ModelInfer"], "cannot find service"),
-    (["--insecure", "--proto", PROTO, "--call", "inference.GRPCInferenceService.Nope"], "Nope"),
+    (["--insecure", "--proto", PROTO, "-i", PROTOS, "--call", f"{SERVICE}.Nope"], "Nope"),
     (["--insecure", "--call", CALL, "-d", '{"model_nam": "x"}'], "has no field named"),
     (["--insecure", "--call", CALL, "-d", '{"inputs": 3}'], "does not match"),
     (["--insecure", "--call", CALL, "-d", '{"id": "{{.Nope}}"}'], "can't evaluate field Nope"),

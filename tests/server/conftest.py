@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import uvloop
+
+if TYPE_CHECKING:
+    from tests.server.processes import ServeProcess
 
 NUM_FEATURES = 8
 
@@ -150,3 +154,25 @@ def serve_with():
 
 def rows(n: int, seed: int = 0) -> np.ndarray:
     return _rows(n, seed)[0]
+
+
+@pytest.fixture
+def serving(model_repository: Path) -> Iterator[Callable[..., ServeProcess]]:
+    """Start `forestgate serve` subprocesses, killed at the end if still running."""
+    from tests.server.processes import ServeProcess
+
+    started: list[ServeProcess] = []
+
+    def start(
+        *args: str, repository: Path = model_repository, env: dict[str, str] | None = None
+    ) -> ServeProcess:
+        process = ServeProcess(repository, *args, env=env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(10)
+        process.close()

@@ -1,0 +1,86 @@
+"""Trace records: the plain timestamps a request and an engine batch leave behind for tracing.
+
+Every traced RPC gets a `RequestTrace`; every engine batch that served one gets a `BatchTrace`.
+They hold monotonic clock readings and a few ids, nothing else, so recording costs a handful of
+attribute writes. OpenTelemetry spans are built from them later, on the export thread, and
+only for the records that are exported (sampled, slow or failed): see server/tracing/spans.py.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from opentelemetry.trace import SpanContext
+
+# The RPC being handled by the current task: grpc.aio runs each RPC in a task of its own, so
+# this is per call. JSON log lines written inside a request read their trace ids from it.
+CURRENT: ContextVar[RequestTrace | None] = ContextVar("forestgate_request_trace", default=None)
+
+
+class BatchTrace:
+    """One engine call, as the trace of any request it served needs it."""
+
+    __slots__ = (
+        "compute_ns", "error", "formed_ns", "links", "model", "pending", "requests", "rows",
+        "span_id", "trace_id", "version", "wait_max_ns", "wait_sum_ns",
+    )  # fmt: skip
+
+    def __init__(
+        self, model: str, version: str, *, formed_ns: int, compute_ns: int, rows: int, requests: int
+    ) -> None:
+        self.model = model
+        self.version = version
+        self.formed_ns = formed_ns
+        self.compute_ns = compute_ns
+        self.rows = rows
+        self.requests = requests
+        self.wait_max_ns = 0
+        self.wait_sum_ns = 0
+        self.error = ""
+        # Traced requests of this batch still in progress; the batch span is built when the
+        # last one finishes, so that it can link every exported request.
+        self.pending = 0
+        self.links: list[tuple[int, int]] = []  # (trace id, span id) of exported `infer` spans
+        self.trace_id = 0  # 0 until a request of the batch is exported
+        self.span_id = 0
+
+
+class RequestTrace:
+    """One RPC: ids decided at its start, clock readings stamped along the way."""
+
+    __slots__ = (
+        "baggage", "batches", "code", "decoded_ns", "encoded_ns", "end_ns", "forced",
+        "infer_span_ids", "method", "model", "parent", "peer", "result_ns", "rows", "sampled",
+        "span_id", "started_ns", "trace_id", "tracestate", "version",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        method: str,
+        started_ns: int,
+        *,
+        trace_id: int,
+        span_id: int,
+        parent: SpanContext | None,
+        sampled: bool,
+    ) -> None:
+        self.method = method  # full name, e.g. inference.GRPCInferenceService/ModelInfer
+        self.started_ns = started_ns
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent = parent  # the caller's span, from the traceparent header
+        self.sampled = sampled  # the head-sampling decision
+        self.tracestate = ""  # raw headers, parsed only if the record is exported
+        self.baggage = ""
+        self.decoded_ns = 0  # 0: the step did not happen
+        self.result_ns = 0
+        self.encoded_ns = 0
+        self.end_ns = 0
+        self.code = 0  # gRPC status code number
+        self.model = ""
+        self.version = ""
+        self.rows = 0
+        self.peer = ""
+        self.forced = ""  # why an unsampled request is exported anyway: "slow" or "error"
+        self.batches: list[tuple[BatchTrace, int]] = []  # (batch, queue wait ns), usually one
+        self.infer_span_ids: list[int] = []  # per batch, set when the record is exported
