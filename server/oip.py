@@ -96,7 +96,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         decoded = codec.decode_infer_request(request)
         trace = CURRENT.get()
         if trace is not None:
-            return await self._infer_traced(decoded, context, trace)
+            if trace.recording:
+                return await self._infer_traced(decoded, context, trace)
+            trace.model = decoded.model  # named in the span if the call fails
         result = await self.core.infer(decoded, deadline_ns(context))
         return codec.encode_infer_response(result)
 

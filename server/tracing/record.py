@@ -12,32 +12,24 @@ from contextvars import ContextVar
 
 from opentelemetry.trace import SpanContext
 
+from forestgate.server.batcher import BatchStats
+
 # The RPC being handled by the current task: grpc.aio runs each RPC in a task of its own, so
 # this is per call. JSON log lines written inside a request read their trace ids from it.
 CURRENT: ContextVar[RequestTrace | None] = ContextVar("forestgate_request_trace", default=None)
 
 
 class BatchTrace:
-    """One engine call, as the trace of any request it served needs it."""
+    """One engine call, as the trace of any request it served needs it: its statistics, and
+    what linking it to its requests takes."""
 
-    __slots__ = (
-        "compute_ns", "error", "formed_ns", "links", "model", "pending", "requests", "rows",
-        "span_id", "trace_id", "version", "wait_max_ns", "wait_sum_ns",
-    )  # fmt: skip
+    __slots__ = ("links", "model", "pending", "span_id", "stats", "trace_id", "version")
 
-    def __init__(
-        self, model: str, version: str, *, formed_ns: int, compute_ns: int, rows: int, requests: int
-    ) -> None:
+    def __init__(self, model: str, version: str, stats: BatchStats) -> None:
         self.model = model
         self.version = version
-        self.formed_ns = formed_ns
-        self.compute_ns = compute_ns
-        self.rows = rows
-        self.requests = requests
-        self.wait_max_ns = 0
-        self.wait_sum_ns = 0
-        self.error = ""
-        # Traced requests of this batch still in progress; the batch span is built when the
+        self.stats = stats  # rows, requests, waits, times and error, as the batcher reported
+        # Recorded requests of this batch still in progress; the batch span is built when the
         # last one finishes, so that it can link every exported request.
         self.pending = 0
         self.links: list[tuple[int, int]] = []  # (trace id, span id) of exported `infer` spans
@@ -50,7 +42,8 @@ class RequestTrace:
 
     __slots__ = (
         "baggage", "batches", "code", "decoded_ns", "encoded_ns", "end_ns", "forced",
-        "infer_span_ids", "method", "model", "parent", "peer", "result_ns", "rows", "sampled",
+        "infer_span_ids", "method", "model", "parent", "peer", "recording", "result_ns", "rows",
+        "sampled",
         "span_id", "started_ns", "trace_id", "tracestate", "version",
     )  # fmt: skip
 
@@ -70,6 +63,7 @@ class RequestTrace:
         self.span_id = span_id
         self.parent = parent  # the caller's span, from the traceparent header
         self.sampled = sampled  # the head-sampling decision
+        self.recording = sampled  # whether steps and batches are stamped (server/tracing/tracer.py)
         self.tracestate = ""  # raw headers, parsed only if the record is exported
         self.baggage = ""
         self.decoded_ns = 0  # 0: the step did not happen

@@ -31,6 +31,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceSt
 from opentelemetry.trace.status import Status, StatusCode
 
 from forestgate import __version__
+from forestgate.server.batcher import BatchStats
 from forestgate.server.tracing.record import BatchTrace, RequestTrace
 
 CONVENTIONS = "1.37.0"
@@ -124,17 +125,13 @@ class SpanFactory:
             rows = {"forestgate.request.rows": record.rows}
             child("decode", record.started_ns, record.decoded_ns, rows)
         for (batch, wait_ns), infer_id in zip(record.batches, record.infer_span_ids, strict=True):
-            wait = {"forestgate.queue_wait_us": wait_ns / 1e3}
-            child("queue", batch.formed_ns - wait_ns, batch.formed_ns, wait)
+            formed = batch.stats.formed_ns
+            child("queue", formed - wait_ns, formed, {"forestgate.queue_wait_us": wait_ns / 1e3})
             batch_context = SpanContext(batch.trace_id, batch.span_id, False, SAMPLED)
             child(
-                "infer",
-                batch.formed_ns,
-                batch.formed_ns + batch.compute_ns,
-                _batch_ref(batch),
-                span_id=infer_id,
+                "infer", formed, _engine_done(batch.stats), _batch_ref(batch), span_id=infer_id,
                 links=(Link(batch_context, {"forestgate.link": "batch"}),),
-            )
+            )  # fmt: skip
         if record.encoded_ns:
             child("encode", record.result_ns, record.encoded_ns, {})
         return spans
@@ -165,19 +162,22 @@ class SpanFactory:
             Link(SpanContext(trace_id, span_id, False, SAMPLED), {"forestgate.link": "request"})
             for trace_id, span_id in batch.links
         ]
+        stats, waits = batch.stats, batch.stats.queue_wait_ns
         attributes: dict[str, object] = {
             "forestgate.model.name": batch.model,
             "forestgate.model.version": batch.version,
             **_batch_ref(batch),
-            "forestgate.batch.queue_wait_max_us": batch.wait_max_ns / 1e3,
-            "forestgate.batch.queue_wait_mean_us": batch.wait_sum_ns / 1e3 / max(batch.requests, 1),
-            "forestgate.batch.engine_us": batch.compute_ns / 1e3,
+            "forestgate.batch.queue_wait_max_us": max(waits, default=0) / 1e3,
+            "forestgate.batch.queue_wait_mean_us": sum(waits) / 1e3 / max(len(waits), 1),
+            "forestgate.batch.input_us": stats.input_ns / 1e3,
+            "forestgate.batch.engine_us": stats.compute_ns / 1e3,
         }
         status = None
-        if batch.error:
-            attributes["error.type"] = batch.error
-            status = Status(StatusCode.ERROR, batch.error)
-        times = _wall(batch.formed_ns, batch.formed_ns + batch.compute_ns, offset_ns)
+        if stats.error is not None:
+            error = type(stats.error).__name__
+            attributes["error.type"] = error
+            status = Status(StatusCode.ERROR, error)
+        times = _wall(stats.formed_ns, _engine_done(stats), offset_ns)
         return self._span(
             "engine.batch", context, None, times, attributes, links=links, status=status
         )
@@ -187,9 +187,14 @@ def _batch_ref(batch: BatchTrace) -> dict[str, object]:
     """What a request's `infer` span and the batch span both say, so a tag search finds both."""
     return {
         "forestgate.batch.id": f"{batch.span_id:016x}",
-        "forestgate.batch.rows": batch.rows,
-        "forestgate.batch.requests": batch.requests,
+        "forestgate.batch.rows": batch.stats.rows,
+        "forestgate.batch.requests": batch.stats.requests,
     }
+
+
+def _engine_done(stats: BatchStats) -> int:
+    """When the engine answered: the batch formed, its rows were copied, the engine ran."""
+    return stats.formed_ns + stats.input_ns + stats.compute_ns
 
 
 def _peer(peer: str) -> dict[str, object]:

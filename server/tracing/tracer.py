@@ -13,10 +13,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 
-from opentelemetry.sdk.trace.sampling import Decision, Sampler
-from opentelemetry.trace import NonRecordingSpan, SpanKind, set_span_in_context
-
 from forestgate.server.batcher import BatchObserver, BatchStats, RejectReason
+from forestgate.server.tracing.config import HeadSampler
 from forestgate.server.tracing.context import incoming
 from forestgate.server.tracing.export import SpanQueue
 from forestgate.server.tracing.record import BatchTrace, RequestTrace
@@ -31,7 +29,7 @@ class Tracer:
         self,
         queue: SpanQueue,
         *,
-        sampler: Sampler,
+        sampler: HeadSampler,
         slow_ns: int = 0,
         forced_per_s: int = 100,
     ) -> None:
@@ -52,18 +50,15 @@ class Tracer:
         parent, malformed, tracestate, baggage = incoming(metadata)
         if malformed:
             self.invalid_context += 1
-        if parent is None:
-            trace_id = _bits(128) or 1
-            context = None
-        else:
-            trace_id = parent.trace_id
-            context = set_span_in_context(NonRecordingSpan(parent))
-        decision = self._sampler.should_sample(context, trace_id, method, SpanKind.SERVER)
-        sampled = decision.decision is Decision.RECORD_AND_SAMPLE
+        trace_id = (_bits(128) or 1) if parent is None else parent.trace_id
+        sampled = self._sampler.sampled(parent, trace_id)
         record = RequestTrace(
             method, started_ns, trace_id=trace_id, span_id=_bits(64) or 1, parent=parent,
             sampled=sampled,
         )  # fmt: skip
+        # An unsampled call is exported only if it fails, or is slow; without a slow threshold
+        # its steps and batch are never needed, so nothing is recorded for them.
+        record.recording = sampled or self._slow_ns > 0
         record.tracestate = tracestate
         record.baggage = baggage
         return record
@@ -140,17 +135,11 @@ class _BatchTracer:
 
     def on_batch(self, batch: BatchStats) -> None:
         self.inner.on_batch(batch)
-        traced = BatchTrace(
-            self.model, self.version, formed_ns=batch.formed_ns, compute_ns=batch.compute_ns,
-            rows=batch.rows, requests=batch.requests,
-        )  # fmt: skip
-        waits = batch.queue_wait_ns
-        traced.wait_max_ns = max(waits, default=0)
-        traced.wait_sum_ns = sum(waits)
-        if batch.error is not None:
-            traced.error = type(batch.error).__name__
-        for context, wait_ns in zip(batch.contexts, waits, strict=True):
-            if isinstance(context, RequestTrace):
+        traced: BatchTrace | None = None
+        for context, wait_ns in zip(batch.contexts, batch.queue_wait_ns, strict=True):
+            if isinstance(context, RequestTrace) and context.recording:
+                if traced is None:
+                    traced = BatchTrace(self.model, self.version, batch)
                 traced.pending += 1
                 context.batches.append((traced, wait_ns))
 

@@ -9,11 +9,13 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from forestgate.server import settings as settings_module
 from forestgate.server.settings import Settings, SettingsError
-from forestgate.server.tracing.config import trace_config
+from forestgate.server.tracing.config import NEVER, SAMPLERS, trace_config
 from forestgate.server.tracing.context import incoming
 from forestgate.server.tracing.export import SpanQueue
 from forestgate.server.tracing.provider import resource
@@ -78,6 +80,31 @@ def test_samplers_by_name_and_bad_values_name_the_variable():
         Settings(trace_sample_ratio=1.5)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(SAMPLERS),
+    ratio=st.floats(0.0, 1.0),
+    trace_id=st.integers(1, (1 << 128) - 1),
+    parent=st.none() | st.tuples(st.integers(1, (1 << 128) - 1), st.booleans()),
+)
+def test_the_inline_sampler_decides_as_the_sdks_samplers_do(name, ratio, trace_id, parent):
+    """The SDK's own sampler objects, built as the SDK builds them from OTEL_TRACES_SAMPLER."""
+    from opentelemetry.sdk.trace import sampling
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    environ = {**ENDPOINT, "OTEL_TRACES_SAMPLER": name, "OTEL_TRACES_SAMPLER_ARG": repr(ratio)}
+    ours = trace_config(Settings(), environ).sampler
+    sdk = sampling._KNOWN_SAMPLERS[name]
+    sdk = sdk(ratio) if "traceidratio" in name else sdk  # the SDK's own constructors
+    context, caller = None, None
+    if parent is not None:
+        caller = SpanContext(parent[0], 7, True, TraceFlags(int(parent[1])))
+        context = set_span_in_context(NonRecordingSpan(caller))
+        trace_id = parent[0]
+    decision = sdk.should_sample(context, trace_id, "s/m").decision
+    assert ours.sampled(caller, trace_id) == decision.is_sampled()
+
+
 class _Nowhere(SpanExporter):
     def export(self, spans: object) -> SpanExportResult:
         return SpanExportResult.SUCCESS
@@ -89,10 +116,8 @@ def _queue() -> SpanQueue:
 
 def test_forced_exports_are_rate_limited_on_the_calls_own_clock_readings():
     """2 a second: a burst of 5 slow calls exports 2; half a second later one more token."""
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-
     queue = _queue()
-    tracer = Tracer(queue, sampler=ALWAYS_OFF, slow_ns=1_000, forced_per_s=2)
+    tracer = Tracer(queue, sampler=NEVER, slow_ns=1_000, forced_per_s=2)
     second = 1_000_000_000
 
     def call(start_ns: int, took_ns: int, code: int = 0) -> bool:
