@@ -4,6 +4,8 @@ sampling, and at 1% plus a slow threshold that makes about 5% of calls slow.
 Every traced server exports over OTLP/gRPC to a real receiver (tests/otlp.py, counting spans)
 on the driver's core. Cells run side by side in interleaved rounds, at 32 calls in flight and
 at 1, so throughput and p50 compare as ratios against the untraced server of the same round.
+Each series runs as two server processes and a round's figure is their mean: two processes of
+the same build differ by up to 3%, as much as the effect being measured.
 The slow thresholds are the 95th percentile of the untraced server's own handling time at each
 load (interpolated in its latency histogram), with no rate limit on forced exports, so the
 fraction of calls exported for being slow is measured, not assumed.
@@ -36,13 +38,18 @@ import server
 
 LOADS = (32, 1)
 SERIES_OF = {
-    "before": "before tracing existed (--before)",
+    "before": "off, older commit installed (--before)",
+    "after": "off, this commit installed (--after)",
     "off": "tracing off",
     "p1": "1% sampled",
     "p100": "100% sampled",
 }
 SLOW = {32: "slow_c32", 1: "slow_c1"}  # 1% plus slow calls, one threshold per load
 TARGET_RPS_RATIO, TARGET_P50_DELTA_US = 0.97, 15.0
+# Server processes per series. Two processes of one build differ by up to 3% in throughput
+# (measured: memory layout, hash seeds), as much as the effect measured; each cell's figure
+# is the mean of the series' processes.
+REPLICAS = 2
 
 
 def receiver() -> tuple[subprocess.Popen[str], int]:
@@ -119,30 +126,49 @@ def trace_counts(before: dict[str, float], after: dict[str, float]) -> dict[str,
     }
 
 
-def measure(bench: Bench, key: str, concurrency: int, rnd: int) -> dict[str, Any]:
-    process = bench.servers[key]
+def measure(bench: Bench, key: str, concurrency: int, rnd: int) -> None:
+    """Every process of series `key`, one cell each, in an order that alternates by round."""
+    replicas = range(REPLICAS) if rnd % 2 == 0 else reversed(range(REPLICAS))
+    for replica in replicas:
+        measure_process(bench, f"{key}-r{replica}", concurrency, rnd)["series"] = key
+
+
+def measure_process(bench: Bench, name: str, concurrency: int, rnd: int) -> dict[str, Any]:
+    process = bench.servers[name]
     before = scrape(process)
-    cell = bench.run_cell(key, 1, rnd, concurrency=concurrency)
+    cell = bench.run_cell(name, 1, rnd, concurrency=concurrency)
+    cell["process"] = name
     after = scrape(process)
     cell["trace"] = trace_counts(before, after)
     cell["handling_p95_us"] = handling_p95_us(before, after)
     return cell
 
 
-def start(repository: str, port: int, bench_dir: Path, seconds: float, before: str) -> Bench:
+def start(
+    repository: str, port: int, bench_dir: Path, seconds: float, installs: dict[str, str]
+) -> Bench:
     plain = dict(os.environ, OMP_NUM_THREADS="1")
     commands = {
         "off": (server.serve(repository), plain),
         "p1": (server.serve(repository), traced_env(port, 0.01)),
         "p100": (server.serve(repository), traced_env(port, 1.0)),
     }
-    if before:  # the same server from an older install: what the untraced path costs now
-        commands["before"] = ([before, *server.serve(repository)[1:]], plain)
-    servers = {key: ServerProcess(key, cmd, env) for key, (cmd, env) in commands.items()}
-    for key, process in servers.items():
-        SERIES[key] = {1: key}
+    for key, executable in installs.items():  # untraced servers from non-editable installs
+        commands[key] = ([executable, *server.serve(repository)[1:]], plain)
+    bench = Bench({}, {}, bench_dir, seconds, 0.5)
+    for key, (cmd, env) in commands.items():
+        add_series(bench, key, cmd, env)
+    return bench
+
+
+def add_series(bench: Bench, key: str, cmd: list[str], env: dict[str, str]) -> None:
+    """REPLICAS server processes for one series, named key-r0, key-r1, ..."""
+    for replica in range(REPLICAS):
+        name = f"{key}-r{replica}"
+        process = ServerProcess(name, cmd, env)
         process.wait_ready()
-    return Bench(servers, {}, bench_dir, seconds, 0.5)
+        bench.servers[name] = process
+        SERIES[name] = {1: name}
 
 
 def add_slow_servers(bench: Bench, repository: str, port: int) -> dict[int, float]:
@@ -155,10 +181,7 @@ def add_slow_servers(bench: Bench, repository: str, port: int) -> dict[int, floa
         ]))  # fmt: skip
         thresholds[concurrency] = p95
         flags = ("--trace-slow-us", str(max(1, round(p95))), "--trace-forced-per-s", "0")
-        process = ServerProcess(key, server.serve(repository, *flags), traced_env(port, 0.01))
-        process.wait_ready()
-        bench.servers[key] = process
-        SERIES[key] = {1: key}
+        add_series(bench, key, server.serve(repository, *flags), traced_env(port, 0.01))
     return thresholds
 
 
@@ -171,24 +194,24 @@ def run_rounds(bench: Bench, rounds: int, keys: dict[int, list[str]]) -> None:
 
 
 def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per load and series: medians over rounds, and ratios against `off` in the same round."""
+    """Per load and series: medians over rounds of the mean over the series' processes, and
+    ratios against `off` in the same round."""
     rows = []
     for concurrency in LOADS:
         here = [c for c in cells if c["concurrency"] == concurrency]
-        off = {c["round"]: c for c in here if c["series"] == "off"}
-        for key in ("before", "off", "p1", "p100", SLOW[concurrency]):
+        for key in ("before", "after", "off", "p1", "p100", SLOW[concurrency]):
             mine = [c for c in here if c["series"] == key]
             if not mine:
                 continue
+            rps, p50 = round_means(here, key, "rps"), round_means(here, key, "p50")
+            off_rps, off_p50 = round_means(here, "off", "rps"), round_means(here, "off", "p50")
             calls = sum(c["trace"]["calls"] for c in mine)
             rows.append({
                 "concurrency": concurrency, "series": key,
-                "rps": float(np.median([c["rps"] for c in mine])),
-                "rps_ratio": float(np.median([c["rps"] / off[c["round"]]["rps"] for c in mine])),
-                "p50_us": float(np.median([c["latency_us"]["p50"] for c in mine])),
-                "p50_delta_us": float(np.median([
-                    c["latency_us"]["p50"] - off[c["round"]]["latency_us"]["p50"] for c in mine
-                ])),
+                "rps": float(np.median(list(rps.values()))),
+                "rps_ratio": float(np.median([v / off_rps[r] for r, v in rps.items()])),
+                "p50_us": float(np.median(list(p50.values()))),
+                "p50_delta_us": float(np.median([v - off_p50[r] for r, v in p50.items()])),
                 "p99_us": float(np.median([c["latency_us"]["p99"] for c in mine])),
                 "cpu_us_per_call": float(np.median([
                     1e6 * c["server_cpu_util"] / c["rps"] for c in mine if c["rps"]
@@ -201,6 +224,16 @@ def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def round_means(cells: list[dict[str, Any]], series: str, figure: str) -> dict[int, float]:
+    """round -> the mean over the series' processes of a cell figure (rps, or p50)."""
+    by_round: dict[int, list[float]] = {}
+    for c in cells:
+        if c["series"] == series:
+            value = c["rps"] if figure == "rps" else c["latency_us"]["p50"]
+            by_round.setdefault(c["round"], []).append(value)
+    return {rnd: float(np.mean(values)) for rnd, values in by_round.items()}
+
+
 def label(key: str) -> str:
     return SERIES_OF.get(key, "1% + slow")
 
@@ -208,7 +241,16 @@ def label(key: str) -> str:
 def verdicts(rows: list[dict[str, Any]]) -> list[str]:
     p1 = {r["concurrency"]: r for r in rows if r["series"] == "p1"}
     ratio, delta = p1[32]["rps_ratio"], p1[1]["p50_delta_us"]
+    by = {(r["concurrency"], r["series"]): r for r in rows}
+    lines = [
+        f"Untraced, this commit against the older one, both installed alike, {c} in flight: "
+        f"{by[(c, 'after')]['rps'] / by[(c, 'before')]['rps']:.3f} of its throughput, p50 "
+        f"{by[(c, 'after')]['p50_us'] - by[(c, 'before')]['p50_us']:+.0f} us."
+        for c in LOADS
+        if (c, "before") in by and (c, "after") in by
+    ]
     return [
+        *lines,
         f"1% sampling, 32 in flight: {ratio:.3f} of the untraced throughput (target >= "
         f"{TARGET_RPS_RATIO}): {'met' if ratio >= TARGET_RPS_RATIO else 'missed'}.",
         f"1% sampling, 1 in flight: p50 {delta:+.1f} us against untraced (target <= "
@@ -247,11 +289,12 @@ def markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     report.add_output_options(parser, "one short round")
-    parser.add_argument(
-        "--before", default="", metavar="FORESTGATE",
-        help="a `forestgate` executable installed from an older commit, run untraced beside "
-        "the others, so the untraced path of this commit is compared with it",
-    )  # fmt: skip
+    for key, what in (("before", "an older commit"), ("after", "this commit")):
+        parser.add_argument(
+            f"--{key}", default="", metavar="FORESTGATE",
+            help=f"a `forestgate` executable pip-installed (not editable) from {what}, run "
+            "untraced beside the others, so that two commits are compared installed alike",
+        )  # fmt: skip
     args = parser.parse_args()
     rounds, seconds = (1, 1.0) if args.quick else (5, 3.0)
     window = provenance.Window()
@@ -259,7 +302,8 @@ def main() -> None:
     repository = str(model["repository"])
     sink, port = receiver()
     work = Path(tempfile.mkdtemp(prefix="forestgate-tracing-"))
-    bench = start(repository, port, work, seconds, args.before)
+    installs = {key: getattr(args, key) for key in ("before", "after") if getattr(args, key)}
+    bench = start(repository, port, work, seconds, installs)
     x = np.load(model["rows_file"])
     bench.request_files[1] = write_requests(x, 1, work / "requests-1.bin")
     try:
@@ -267,7 +311,7 @@ def main() -> None:
             measure(bench, "off", concurrency, -1)
         thresholds = add_slow_servers(bench, repository, port)
         bench.cells.clear()
-        first = ["before"] if args.before else []
+        first = list(installs)
         keys = {c: [*first, "off", "p1", "p100", SLOW[c]] for c in LOADS}
         run_rounds(bench, rounds, keys)
     finally:
@@ -276,7 +320,7 @@ def main() -> None:
         sink.terminate()
         received = sink.communicate(timeout=30)[0].strip()
     results = {
-        "run": window.close(rounds=rounds, seconds_per_cell=seconds, before=args.before),
+        "run": window.close(rounds=rounds, seconds_per_cell=seconds, **installs),
         "environment": provenance.environment(
             ("grpcio", "uvloop", "protobuf", "opentelemetry-sdk", "numpy")
         ),

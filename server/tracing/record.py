@@ -38,14 +38,28 @@ class BatchTrace:
 
 
 class RequestTrace:
-    """One RPC: ids decided at its start, clock readings stamped along the way."""
+    """One RPC: ids decided at its start, clock readings stamped along the way.
 
-    __slots__ = (
-        "baggage", "batches", "code", "decoded_ns", "encoded_ns", "end_ns", "forced",
-        "infer_span_ids", "method", "model", "parent", "peer", "recording", "result_ns", "rows",
-        "sampled",
-        "span_id", "started_ns", "trace_id", "tracestate", "version",
-    )  # fmt: skip
+    Most calls are neither sampled nor slow, and only their ids, start and status are ever
+    read: every other field keeps its class-level default until a step stamps it, so creating
+    a record sets six attributes (no slots, no lists, measured on the hot path).
+    """
+
+    tracestate = ""  # raw headers, parsed only if the record is exported
+    baggage = ""
+    recording = False  # whether steps and batches are stamped (server/tracing/tracer.py)
+    decoded_ns = 0  # 0: the step did not happen
+    result_ns = 0
+    encoded_ns = 0
+    end_ns = 0
+    code = 0  # gRPC status code number
+    model = ""
+    version = ""
+    rows = 0
+    peer = ""
+    forced = ""  # why an unsampled request is exported anyway: "slow" or "error"
+    batches: tuple[tuple[BatchTrace, int], ...] = ()  # (batch, queue wait ns), usually one
+    infer_span_ids: tuple[int, ...] = ()  # per batch, set when the record is exported
 
     def __init__(
         self,
@@ -63,18 +77,3 @@ class RequestTrace:
         self.span_id = span_id
         self.parent = parent  # the caller's span, from the traceparent header
         self.sampled = sampled  # the head-sampling decision
-        self.recording = sampled  # whether steps and batches are stamped (server/tracing/tracer.py)
-        self.tracestate = ""  # raw headers, parsed only if the record is exported
-        self.baggage = ""
-        self.decoded_ns = 0  # 0: the step did not happen
-        self.result_ns = 0
-        self.encoded_ns = 0
-        self.end_ns = 0
-        self.code = 0  # gRPC status code number
-        self.model = ""
-        self.version = ""
-        self.rows = 0
-        self.peer = ""
-        self.forced = ""  # why an unsampled request is exported anyway: "slow" or "error"
-        self.batches: list[tuple[BatchTrace, int]] = []  # (batch, queue wait ns), usually one
-        self.infer_span_ids: list[int] = []  # per batch, set when the record is exported

@@ -58,9 +58,12 @@ class Tracer:
         )  # fmt: skip
         # An unsampled call is exported only if it fails, or is slow; without a slow threshold
         # its steps and batch are never needed, so nothing is recorded for them.
-        record.recording = sampled or self._slow_ns > 0
-        record.tracestate = tracestate
-        record.baggage = baggage
+        if sampled or self._slow_ns:
+            record.recording = True
+        if tracestate:
+            record.tracestate = tracestate
+        if baggage:
+            record.baggage = baggage
         return record
 
     def finish(self, record: RequestTrace, code: int, end_ns: int, peer: Callable[[], str]) -> None:
@@ -70,7 +73,7 @@ class Tracer:
         exported = record.sampled or self._force(record)
         if exported:
             record.peer = peer()
-            record.infer_span_ids = [_bits(64) or 1 for _ in record.batches]
+            record.infer_span_ids = tuple(_bits(64) or 1 for _ in record.batches)
         for index, (batch, _) in enumerate(record.batches):
             if exported:
                 if not batch.trace_id:
@@ -141,7 +144,7 @@ class _BatchTracer:
                 if traced is None:
                     traced = BatchTrace(self.model, self.version, batch)
                 traced.pending += 1
-                context.batches.append((traced, wait_ns))
+                context.batches += ((traced, wait_ns),)
 
     def on_reject(self, reason: RejectReason, context: object) -> None:
         self.inner.on_reject(reason, context)
