@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/python_versions.py
 	$(BIN)/python bench/overload_costs.py
+	$(BIN)/python bench/tracing.py
 	$(BIN)/python bench/load.py
 
 proto: $(STAMP)

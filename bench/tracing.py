@@ -295,8 +295,9 @@ def main() -> None:
             help=f"a `forestgate` executable pip-installed (not editable) from {what}, run "
             "untraced beside the others, so that two commits are compared installed alike",
         )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     args = parser.parse_args()
-    rounds, seconds = (1, 1.0) if args.quick else (5, 3.0)
+    rounds, seconds = (1, 1.0) if args.quick else (args.rounds, 3.0)
     window = provenance.Window()
     model = server.prepare_model(HERE / ".cache")
     repository = str(model["repository"])
