@@ -68,6 +68,8 @@ class Tracer:
 
     def finish(self, record: RequestTrace, code: int, end_ns: int, peer: Callable[[], str]) -> None:
         """Close the record: export it if it must be, and release its batches."""
+        if not (record.recording or code):
+            return  # most calls: not sampled, no slow threshold, no failure, no batch held
         record.code = code
         record.end_ns = end_ns
         exported = record.sampled or self._force(record)
@@ -138,6 +140,8 @@ class _BatchTracer:
 
     def on_batch(self, batch: BatchStats) -> None:
         self.inner.on_batch(batch)
+        if not any(batch.contexts):
+            return  # no recorded call in it: unsampled calls hand the batcher no record
         traced: BatchTrace | None = None
         for context, wait_ns in zip(batch.contexts, batch.queue_wait_ns, strict=True):
             if isinstance(context, RequestTrace) and context.recording:
