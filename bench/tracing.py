@@ -6,6 +6,7 @@ on the driver's core. Cells run side by side in interleaved rounds, at 32 calls 
 at 1, so throughput and p50 compare as ratios against the untraced server of the same round.
 Each series runs as two server processes and a round's figure is their mean: two processes of
 the same build differ by up to 3%, as much as the effect being measured.
+Spans exported per call, calls exported as slow and spans dropped are totals over the run.
 The slow thresholds are the 95th percentile of the untraced server's own handling time at each
 load (interpolated in its latency histogram), with no rate limit on forced exports, so the
 fraction of calls exported for being slow is measured, not assumed.
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ TARGET_RPS_RATIO, TARGET_P50_DELTA_US = 0.97, 15.0
 # (measured: memory layout, hash seeds), as much as the effect measured; each cell's figure
 # is the mean of the series' processes.
 REPLICAS = 2
+EXPORT_SCHEDULE_S = 5.0  # OTEL_BSP_SCHEDULE_DELAY's default, which the traced servers keep
 
 
 def receiver() -> tuple[subprocess.Popen[str], int]:
@@ -193,7 +196,24 @@ def run_rounds(bench: Bench, rounds: int, keys: dict[int, list[str]]) -> None:
                 measure(bench, key, concurrency, rnd)
 
 
-def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def run_totals(bench: Bench) -> dict[str, dict[str, float]]:
+    """Per series, the export counters over the whole run, read once every export thread has
+    had its 5 s schedule to send what the last cells queued. Exports mostly happen while a
+    server is idle (the others are measured), so per-cell deltas would miss them."""
+    time.sleep(EXPORT_SCHEDULE_S + 1.0)
+    totals: dict[str, dict[str, float]] = {}
+    for name, process in bench.servers.items():
+        series = name.rsplit("-r", 1)[0]
+        counts = trace_counts({}, scrape(process))
+        total = totals.setdefault(series, dict.fromkeys(counts, 0.0))
+        for key, value in counts.items():
+            total[key] += value
+    return totals
+
+
+def summarize(
+    cells: list[dict[str, Any]], totals: dict[str, dict[str, float]]
+) -> list[dict[str, Any]]:
     """Per load and series: medians over rounds of the mean over the series' processes, and
     ratios against `off` in the same round."""
     rows = []
@@ -205,7 +225,8 @@ def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             rps, p50 = round_means(here, key, "rps"), round_means(here, key, "p50")
             off_rps, off_p50 = round_means(here, "off", "rps"), round_means(here, "off", "p50")
-            calls = sum(c["trace"]["calls"] for c in mine)
+            total = totals[key]
+            calls = max(total["calls"], 1.0)
             rows.append({
                 "concurrency": concurrency, "series": key,
                 "rps": float(np.median(list(rps.values()))),
@@ -216,9 +237,9 @@ def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cpu_us_per_call": float(np.median([
                     1e6 * c["server_cpu_util"] / c["rps"] for c in mine if c["rps"]
                 ])),
-                "spans_per_call": sum(c["trace"]["exported"] for c in mine) / max(calls, 1),
-                "dropped_spans": sum(c["trace"]["dropped"] for c in mine),
-                "forced_share": sum(c["trace"]["forced"] for c in mine) / max(calls, 1),
+                "spans_per_call": total["exported"] / calls,
+                "dropped_spans": total["dropped"],
+                "forced_share": total["forced"] / calls,
                 "errors": sorted({s for c in mine for s in c["errors"]}),
             })  # fmt: skip
     return rows
@@ -315,6 +336,7 @@ def main() -> None:
         first = list(installs)
         keys = {c: [*first, "off", "p1", "p100", SLOW[c]] for c in LOADS}
         run_rounds(bench, rounds, keys)
+        totals = run_totals(bench)
     finally:
         for process in bench.servers.values():
             process.stop()
@@ -328,7 +350,8 @@ def main() -> None:
         "slow_thresholds_us": thresholds,
         "receiver": received,
         "cells": without_files(bench.cells),
-        "summary": summarize(bench.cells),
+        "totals": totals,
+        "summary": summarize(bench.cells, totals),
     }
     report.write(report.output_dir(args), "tracing", markdown(results), results)
     shutil.rmtree(work, ignore_errors=True)
