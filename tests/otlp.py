@@ -41,6 +41,7 @@ class Span:
     links: list[tuple[str, str, dict[str, Any]]]  # (trace id, span id, attributes)
     status: int  # 0 unset, 1 ok, 2 error
     resource: dict[str, Any] = field(default_factory=dict)
+    trace_state: str = ""
 
 
 def value(any_value: common_pb2.AnyValue) -> Any:
@@ -68,6 +69,7 @@ def spans_of(request: service_pb2.ExportTraceServiceRequest) -> Iterator[Span]:
                     span.name, span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(),
                     KINDS[span.kind], span.start_time_unix_nano, span.end_time_unix_nano,
                     attributes(span.attributes), links, span.status.code, resource,
+                    span.trace_state,
                 )  # fmt: skip
 
 

@@ -91,13 +91,16 @@ class SpanFactory:
         )  # fmt: skip
 
     def _request(self, record: RequestTrace, offset_ns: int) -> list[ReadableSpan]:
-        state = TraceState.from_header([record.tracestate]) if record.tracestate else None
-        server = SpanContext(record.trace_id, record.span_id, False, SAMPLED, state)
         parent: SpanContext | None = record.parent
         links: tuple[Link, ...] = ()
         if record.parent is not None and record.parent.trace_id != record.trace_id:
             # Exported although the caller did not sample: a new trace that links the caller.
             parent, links = None, (Link(record.parent, {"forestgate.link": "caller, not sampled"}),)
+        # The caller's tracestate belongs to the caller's trace, not to a new one.
+        state = None
+        if record.tracestate and parent is not None:
+            state = TraceState.from_header([record.tracestate])
+        server = SpanContext(record.trace_id, record.span_id, False, SAMPLED, state)
         status = None
         if record.code in _SERVER_ERRORS:
             status = Status(StatusCode.ERROR, _CODE_NAMES.get(record.code, str(record.code)))

@@ -131,6 +131,7 @@ def test_the_callers_trace_continues_with_its_state_and_baggage(traced, receiver
     server_span, _ = request_tree(receiver.wait_for(lambda s: len(by_name(s, MODEL_INFER)) == 1))
     assert server_span.trace_id == CALLER_TRACE
     assert server_span.parent_span_id == CALLER_SPAN
+    assert server_span.trace_state == "switch=a1"
     assert server_span.attributes["baggage.merchant"] == "m-42"
     # Never a card number in a span, even percent-encoded.
     assert server_span.attributes["baggage.card"] == "[masked]"
@@ -141,7 +142,10 @@ def test_a_slow_request_the_caller_did_not_sample_is_a_new_trace_linked_to_the_c
     traced, receiver
 ):
     """No call through gRPC takes under 1 us, so with that threshold every call is slow."""
-    not_sampled = (("traceparent", f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"),)
+    not_sampled = (
+        ("traceparent", f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"),
+        ("tracestate", "switch=a1"),
+    )
     with traced(trace_sample_ratio=1.0, trace_slow_us=1) as server:
         infer(server, rows(1), not_sampled)
         flush(server)
@@ -149,6 +153,7 @@ def test_a_slow_request_the_caller_did_not_sample_is_a_new_trace_linked_to_the_c
     assert server_span.trace_id != CALLER_TRACE
     assert server_span.parent_span_id == ""
     assert server_span.attributes["forestgate.trace.forced"] == "slow"
+    assert server_span.trace_state == ""  # the caller's state stays with the caller's trace
     assert server_span.links == [
         (CALLER_TRACE, CALLER_SPAN, {"forestgate.link": "caller, not sampled"})
     ]
