@@ -66,11 +66,9 @@ def markdown(results: dict[str, Any]) -> str:
     doc = report.Markdown("Overload costs: refusing in Python, and gRPC core's backlog")
     doc.para(__doc__.split("\n\n")[1].replace("\n", " "))
     env, run = results["environment"], results["run"]
+    doc.bullets(report.provenance(env, run))
     doc.para(
-        f"Machine: {env['cpu']}; commit `{env['commit']}`; servers on core {SERVER_CORE}, driver "
-        f"on core {DRIVER_CORE}; {run['rounds']} rounds of {run['seconds_per_cell']} s; load "
-        f"average {run['loadavg_start'][0]:.1f} at the start, {run['loadavg_end'][0]:.1f} at "
-        "the end. Medians over rounds."
+        f"Servers on core {SERVER_CORE}, the driver on core {DRIVER_CORE}. Medians over rounds."
     )
     rows = []
     for key in CLOSED:

@@ -27,7 +27,7 @@ import report
 from server_cells import Bench, without_files, write_requests
 from server_format import us
 from server_process import ServerProcess
-from server_setup import DRIVER_CORE, FORESTGATE, HERE, SERIES
+from server_setup import DRIVER_CORE, FORESTGATE, HERE, SERIES, SERVER_CORE
 
 import server
 
@@ -92,11 +92,9 @@ def markdown(results: dict[str, Any]) -> str:
     doc = report.Markdown("Python 3.11 against 3.12, the same server code")
     doc.para(__doc__.split("\n\n")[1].replace("\n", " "))
     env, run = results["environment"], results["run"]
+    doc.bullets(report.provenance(env, run))
     doc.para(
-        f"Machine: {env['cpu']}; commit `{env['commit']}`; servers on core 0, driver on core "
-        f"{DRIVER_CORE}; {run['rounds']} interleaved rounds of {run['seconds_per_cell']} s per "
-        f"cell; load average {run['loadavg_start'][0]:.1f} at the start, "
-        f"{run['loadavg_end'][0]:.1f} at the end. Medians over rounds."
+        f"Servers on core {SERVER_CORE}, the driver on core {DRIVER_CORE}. Medians over rounds."
     )
     rows = []
     for (rows_n, c), design in ((cell, d) for cell in CELLS for d in DESIGNS):
