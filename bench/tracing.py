@@ -106,26 +106,21 @@ def handling_p95_us(before: dict[str, float], after: dict[str, float]) -> float:
     raise AssertionError("no ModelInfer calls in the histogram")
 
 
-def trace_counts(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """Spans exported and dropped, calls exported as slow or failed, and calls, between two
-    scrapes (zeros for an untraced server)."""
+def trace_counts(samples: dict[str, float]) -> dict[str, float]:
+    """Spans exported and dropped, calls exported as slow or failed, and calls, from one scrape
+    of a server's counters (zeros for an untraced server)."""
 
-    def delta(key: str) -> float:
-        return after.get(key, 0.0) - before.get(key, 0.0)
+    def total(prefix: str, *having: str) -> float:
+        return sum(
+            value for key, value in samples.items()
+            if key.startswith(prefix) and all(part in key for part in having)
+        )  # fmt: skip
 
-    forced = sum(
-        delta(k) for k in after if k.startswith("forestgate_trace_forced_total") and "exported" in k
-    )
     return {
-        "exported": delta("forestgate_trace_spans_exported_total{}"),
-        "dropped": delta("forestgate_trace_spans_dropped_total{reason=queue_full}")
-        + delta("forestgate_trace_spans_dropped_total{reason=export_failed}"),
-        "forced": forced,
-        "calls": sum(
-            delta(k)
-            for k in after
-            if k.startswith("forestgate_requests_total") and "method=ModelInfer" in k
-        ),
+        "exported": total("forestgate_trace_spans_exported_total"),
+        "dropped": total("forestgate_trace_spans_dropped_total"),
+        "forced": total("forestgate_trace_forced_total", "outcome=exported"),
+        "calls": total("forestgate_requests_total", "method=ModelInfer"),
     }
 
 
@@ -142,7 +137,6 @@ def measure_process(bench: Bench, name: str, concurrency: int, rnd: int) -> dict
     cell = bench.run_cell(name, 1, rnd, concurrency=concurrency)
     cell["process"] = name
     after = scrape(process)
-    cell["trace"] = trace_counts(before, after)
     cell["handling_p95_us"] = handling_p95_us(before, after)
     return cell
 
@@ -204,7 +198,7 @@ def run_totals(bench: Bench) -> dict[str, dict[str, float]]:
     totals: dict[str, dict[str, float]] = {}
     for name, process in bench.servers.items():
         series = name.rsplit("-r", 1)[0]
-        counts = trace_counts({}, scrape(process))
+        counts = trace_counts(scrape(process))
         total = totals.setdefault(series, dict.fromkeys(counts, 0.0))
         for key, value in counts.items():
             total[key] += value
