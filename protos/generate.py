@@ -25,7 +25,7 @@ from grpc_tools import protoc
 
 HERE = Path(__file__).resolve().parent
 # Top-level proto packages defined here: their generated imports are made absolute.
-OWN_PACKAGES = ("inference",)
+OWN_PACKAGES = ("inference", "forestgate")
 
 
 def generate(out: Path) -> list[Path]:
