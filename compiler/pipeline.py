@@ -62,13 +62,14 @@ def compile_model(
     calibration: Calibration | None = None,
     reference: Reference | None = None,
     training_metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> CompileResult:
     """Compile `model` (a file path or framework object) into `repository/name/version/`.
 
     `sample` rows (float32 [n, F], e.g. held-out training data) are added to the verification
     sample and, with `options.annotate`, drive branch annotation. `calibration` (binary models
-    only), `reference` (over the model's features, in order) and `training_metrics` (any
-    JSON object) are recorded in the manifest as they are.
+    only), `reference` (over the model's features, in order), `training_metrics` and `extra`
+    (any JSON objects) are recorded in the manifest as they are.
     """
     options = options or codegen.CompileOptions()
     check_identifier(name, "model name")
@@ -86,7 +87,7 @@ def compile_model(
     )
     card = _model_card(
         calibration=calibration, reference=reference, training_metrics=training_metrics,
-        task=source.task, feature_names=[f.name for f in feature_list], label=label,
+        extra=extra, task=source.task, feature_names=[f.name for f in feature_list], label=label,
     )  # fmt: skip
     if sample is not None:
         sample = np.asarray(sample, dtype=np.float32)
@@ -205,6 +206,7 @@ def _model_card(
     calibration: Calibration | None,
     reference: Reference | None,
     training_metrics: dict[str, Any] | None,
+    extra: dict[str, Any] | None,
     task: str,
     feature_names: list[str],
     label: str,
@@ -229,20 +231,24 @@ def _model_card(
                 f"reference: fitted on features {list(reference.feature_names)}, but {label} "
                 f"takes {feature_names}"
             )
-    if training_metrics is not None:
-        if not isinstance(training_metrics, dict):
-            raise CompileError(
-                f"training_metrics: expected a dict, got {type(training_metrics).__name__}"
-            )
-        try:
-            json.dumps(training_metrics, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise CompileError(f"training_metrics: not storable as JSON ({exc})") from None
+    for field_name, value in (("training_metrics", training_metrics), ("extra", extra)):
+        if value is not None:
+            _check_json(field_name, value)
     return {
         "calibration": calibration,
         "reference": reference,
         "training_metrics": training_metrics,
+        "extra": extra or {},
     }
+
+
+def _check_json(field_name: str, value: object) -> None:
+    if not isinstance(value, dict):
+        raise CompileError(f"{field_name}: expected a dict, got {type(value).__name__}")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise CompileError(f"{field_name}: not storable as JSON ({exc})") from None
 
 
 def _meaning(source: SourceModel) -> str:

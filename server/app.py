@@ -29,14 +29,23 @@ from grpc_reflection.v1alpha import _async as reflection_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from forestgate.engine.model import CompiledModel
+from forestgate.payments.codes import ResponseCodes
+from forestgate.payments.features import FeatureState
+from forestgate.payments.guardrail import Rules
+from forestgate.payments.routetable import RouteTable
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.pool import POOL
-from forestgate.server import transport
+from forestgate.server import score_api, transport
 from forestgate.server.batcher import BatchObserver, Engine, MicroBatcher
+from forestgate.server.decisions.core import DecisionConfig, DecisionCore
+from forestgate.server.decisions.models import DecisionModels
+from forestgate.server.decisions.state import DecisionState
+from forestgate.server.decisions.value import Economics
 from forestgate.server.health import Health
 from forestgate.server.metrics import ServerMetrics
 from forestgate.server.oip import InferenceServicer, handlers
 from forestgate.server.repository import BatcherFactory, ModelRepository
+from forestgate.server.score_api import ScoringServicer
 from forestgate.server.scoring import Readiness, ScoringCore
 from forestgate.server.settings import Settings
 from forestgate.server.shedding import QueueTimeShedder
@@ -61,6 +70,7 @@ class RunningServer:
     core: ScoringCore
     health: Health
     metrics: ServerMetrics
+    decisions: DecisionCore
     tracer: Tracer | None = None
 
     @property
@@ -171,21 +181,51 @@ async def start_server(
     core = ScoringCore(repository, readiness, max_request_rows=settings.max_request_rows)
     rpc_limit = RpcLimit(settings.max_concurrent_rpcs or settings.max_queue_rows)
     servicer = InferenceServicer(core, metrics, rpc_limit, tracer)
-    server.add_generic_rpc_handlers((handlers(servicer),))
+    decisions = decision_core(settings, core)
+    metrics.decision_fallbacks = lambda: decisions.fallbacks
+    scoring = ScoringServicer(decisions, metrics, rpc_limit, tracer)
+    server.add_generic_rpc_handlers((handlers(servicer), score_api.handlers(scoring)))
     health_servicer = health_async.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _add_reflection(server)
-    health = Health(health_servicer, repository, readiness, (INFERENCE_SERVICE,))
+    health = Health(health_servicer, repository, readiness, (INFERENCE_SERVICE, score_api.SERVICE))
     # Listen first and answer NOT_SERVING while the models load and warm up, so probes and
     # load balancers see "starting" rather than a refused connection.
     await health.publish()
     await server.start()
     await repository.load_all()
-    running = RunningServer(server, port, core, health, metrics, tracer)
+    decisions.prepare()
+    running = RunningServer(server, port, core, health, metrics, decisions, tracer)
     readiness.ready = True
     await running.publish_models()
     repository.on_change = running.publish_models
     return running
+
+
+def decision_core(settings: Settings, core: ScoringCore) -> DecisionCore:
+    """The decision API's core over the scoring core, with the packaged route table and rules
+    and an in-memory online state."""
+    routes = RouteTable.load()
+    rules = Rules.load()
+    models = DecisionModels(
+        core.repository, approval=settings.approval_model, retry=settings.retry_model
+    )
+    codes = ResponseCodes.load()
+    state = DecisionState(
+        lambda offsets: FeatureState(routes=routes, codes=codes, utc_offset_s=offsets),
+        max_attempts=settings.max_remembered_attempts,
+    )
+    economics = Economics(
+        default_margin=settings.default_margin,
+        fraud_rate=settings.fraud_rate,
+        chargeback_fee_usd=settings.chargeback_fee_usd,
+    )
+    config = DecisionConfig(
+        economics,
+        model_share=settings.decision_model_share,
+        budget_us=settings.decision_budget_us,
+    )
+    return DecisionCore(core, models=models, state=state, routes=routes, rules=rules, config=config)
 
 
 def _tracer(settings: Settings, port: int, metrics: ServerMetrics) -> Tracer | None:
@@ -209,6 +249,7 @@ def _add_reflection(server: grpc.aio.Server) -> None:
         _copy_file(module.DESCRIPTOR.name)
     names = [
         INFERENCE_SERVICE,
+        score_api.SERVICE,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
         REFLECTION_V1,

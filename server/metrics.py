@@ -116,6 +116,8 @@ class ServerMetrics:
         self.queue_rows: dict[str, Callable[[], int]] = {}
         # gRPC core's own counts of calls (server/transport.py), read at scrape time.
         self.transport_calls: Callable[[], dict[str, int]] | None = None
+        # The decision core's count of incumbent answers by reason, read at scrape time.
+        self.decision_fallbacks: Callable[[], dict[str, int]] | None = None
         self.registry.register(_StatsCollector(self))
         self.models_loaded = Gauge(
             "forestgate_model_loaded", "1 for each model version that is loaded and ready",
@@ -171,6 +173,8 @@ class _StatsCollector(Collector):
         yield from _model_families(m)
         if m.transport_calls is not None:
             yield _transport_family(m.transport_calls())
+        if m.decision_fallbacks is not None:
+            yield _fallback_family(m.decision_fallbacks())
 
 
 def _transport_family(counts: dict[str, int]) -> Metric:
@@ -182,6 +186,18 @@ def _transport_family(counts: dict[str, int]) -> Metric:
     )
     for outcome, count in counts.items():
         family.add_metric([outcome], count)
+    return family
+
+
+def _fallback_family(counts: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(
+        "forestgate_decision_fallbacks",
+        "Score decisions the incumbent rules answered because the models could not, by reason "
+        "(deadline, overloaded, model_not_loaded, unavailable, features)",
+        labels=["reason"],
+    )
+    for reason, count in list(counts.items()):
+        family.add_metric([reason], count)
     return family
 
 

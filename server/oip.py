@@ -17,7 +17,7 @@ from forestgate import __version__
 from forestgate.errors import NotFound
 from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
-from forestgate.server import codec, triton
+from forestgate.server import codec, status, triton
 from forestgate.server.metrics import ServerMetrics
 from forestgate.server.scoring import InferRequest, ModelInfo, ScoringCore, TensorSpec
 from forestgate.server.status import Context, RpcLimit, rpc
@@ -190,14 +190,4 @@ def _add_tensor(message: pb.ModelMetadataResponse.TensorMetadata, spec: TensorSp
 
 
 def handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler[Any, Any]:
-    """The service's method handlers, taking raw bytes so the `rpc` boundary parses them."""
-    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
-    methods = {
-        method.name: grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, method.name),
-            request_deserializer=None,
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
-        )
-        for method in service.methods
-    }
-    return grpc.method_handlers_generic_handler(service.full_name, methods)
+    return status.handlers(servicer, pb.DESCRIPTOR.services_by_name["GRPCInferenceService"], pb)

@@ -136,6 +136,26 @@ class ScoringCore:
         )
         return InferResult(model.name, model.version, outputs, request.id)
 
+    async def probabilities(
+        self,
+        name: str,
+        rows: npt.NDArray[np.float32],
+        deadline_ns: int | None = None,
+        trace: object = None,
+    ) -> tuple[CompiledModel, npt.NDArray[np.float32]]:
+        """Calibrated scores of rows the server built itself (the decision API's features), from
+        the latest version of `name`: the same queue and engine as ModelInfer, without a codec."""
+        self.readiness.check()
+        loaded = self.repository.get(name)
+        model = loaded.model
+        if rows.ndim != 2 or rows.shape[1] != model.num_features:
+            raise Unavailable(
+                f"model {name}/{model.version} takes {model.num_features} features, "
+                f"the decision API built {rows.shape[-1]}"
+            )
+        scores = await loaded.batcher.submit(rows, deadline_ns, trace)
+        return model, model.calibrate(scores) if model.calibration is not None else scores
+
     def _rows(self, request: InferRequest, model: CompiledModel) -> npt.NDArray[np.float32]:
         """The checked rows; a refusal is counted in the version's statistics, as in Triton."""
         try:

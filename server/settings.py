@@ -46,6 +46,14 @@ class Settings:
     trace_sample_ratio: float | None = None
     trace_slow_us: int = 0
     trace_forced_per_s: int = 100
+    approval_model: str = "approval"
+    retry_model: str = "retry"
+    decision_model_share: float = 0.5
+    decision_budget_us: int = 20_000
+    default_margin: float = 0.3
+    fraud_rate: float = 0.001
+    chargeback_fee_usd: float = 15.0
+    max_remembered_attempts: int = 1_000_000
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
@@ -98,6 +106,16 @@ class Settings:
         )
         need(self.trace_slow_us >= 0, "trace_slow_us", "must be >= 0 (0: off)")
         need(self.trace_forced_per_s >= 0, "trace_forced_per_s", "must be >= 0 (0: no limit)")
+        need(
+            0.0 < self.decision_model_share <= 1.0,
+            "decision_model_share",
+            "must be within (0, 1]",
+        )
+        need(self.decision_budget_us >= 1, "decision_budget_us", "must be >= 1")
+        need(0.0 <= self.default_margin <= 1.0, "default_margin", "must be within 0-1")
+        need(0.0 <= self.fraud_rate <= 1.0, "fraud_rate", "must be within 0-1")
+        need(self.chargeback_fee_usd >= 0, "chargeback_fee_usd", "must be >= 0")
+        need(self.max_remembered_attempts >= 1, "max_remembered_attempts", "must be >= 1")
         need(
             self.log_level in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "log_level",
@@ -177,6 +195,27 @@ HELP: dict[str, tuple[type, str]] = {
     "trace_forced_per_s": (
         int,
         "most slow or failed unsampled calls exported per second (0: no limit)",
+    ),
+    "approval_model": (str, "model Score asks for approval probabilities, one row per route"),
+    "retry_model": (str, "model Score asks for retry approval, one row per candidate delay"),
+    "decision_model_share": (
+        float,
+        "share of a Score call's remaining deadline the models may use before the incumbent "
+        "rules answer",
+    ),
+    "decision_budget_us": (
+        int,
+        "microseconds the models may use when a Score call has no deadline",
+    ),
+    "default_margin": (
+        float,
+        "value of an approval as a share of the amount, when Score gets no approval_value",
+    ),
+    "fraud_rate": (float, "p(fraud | approved) in the expected fraud loss (no fraud model)"),
+    "chargeback_fee_usd": (float, "fee per chargeback, in the expected fraud loss"),
+    "max_remembered_attempts": (
+        int,
+        "attempts Score keeps by id for ReportOutcome and retry consultations (oldest dropped)",
     ),
 }
 

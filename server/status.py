@@ -15,9 +15,11 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from types import ModuleType
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from forestgate import errors
@@ -133,3 +135,19 @@ def rpc(
         return wrapper
 
     return decorate
+
+
+def handlers(
+    servicer: object, service: ServiceDescriptor, messages: ModuleType
+) -> grpc.GenericRpcHandler[Any, Any]:
+    """A service's method handlers taking raw bytes, so the `rpc` boundary parses each request
+    (a malformed one gets INVALID_ARGUMENT with a message, not gRPC's UNKNOWN)."""
+    methods = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=None,
+            response_serializer=getattr(messages, method.output_type.name).SerializeToString,
+        )
+        for method in service.methods
+    }
+    return grpc.method_handlers_generic_handler(service.full_name, methods)

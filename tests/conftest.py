@@ -15,6 +15,7 @@ import pytest
 from forestgate.compiler.calibration import from_sklearn
 from forestgate.engine.reference import Reference
 from tests.sources import RECIPES, Calibrated, Case, Rows, compile_case, synthetic_rows
+from tests.trained import Trained, train_demo
 
 
 @pytest.fixture(scope="session")
@@ -105,3 +106,10 @@ def calibrated_copy(tmp_path: Path, calibrated: Calibrated) -> Path:
     destination = tmp_path / "repository" / "calibrated" / "1"
     shutil.copytree(calibrated.bundle_dir, destination)
     return destination
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """`forestgate train` run once (small preset, demo configuration): its data set, the
+    approval/1 and retry/1 bundles and the report."""
+    return train_demo(tmp_path_factory.mktemp("train"))

@@ -18,7 +18,6 @@ Each engine batch is a trace of its own, one `engine.batch` span linking every e
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Mapping, Sequence
 
 import grpc
@@ -31,6 +30,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceSt
 from opentelemetry.trace.status import Status, StatusCode
 
 from forestgate import __version__
+from forestgate.payments.pan import mask_pans
 from forestgate.server.batcher import BatchStats
 from forestgate.server.tracing.record import BatchTrace, RequestTrace
 
@@ -47,9 +47,6 @@ _SERVER_ERRORS = frozenset(
     )
 )  # fmt: skip
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
-# Baggage is the caller's free text: anything shaped like a card number is masked before it
-# reaches a span (13-19 digits, spaces or dashes between them allowed).
-_PAN_SHAPED = re.compile(r"(?:\d[ -]?){12,18}\d")
 _BAGGAGE = W3CBaggagePropagator()
 
 
@@ -154,9 +151,9 @@ class SpanFactory:
             attributes["forestgate.trace.forced"] = record.forced
         if record.baggage:
             # Masked before parsing too: the parser logs entries it rejects, verbatim.
-            header = _PAN_SHAPED.sub("[masked]", record.baggage)
+            header = mask_pans(record.baggage)
             for key, value in baggage_entries(_BAGGAGE.extract({"baggage": header})).items():
-                attributes[f"baggage.{key}"] = _PAN_SHAPED.sub("[masked]", str(value))
+                attributes[f"baggage.{key}"] = mask_pans(str(value))
         return attributes
 
     def _batch(self, batch: BatchTrace, offset_ns: int) -> ReadableSpan:

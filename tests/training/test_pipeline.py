@@ -8,10 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,39 +19,9 @@ import pytest
 from forestgate.engine.manifest import read_manifest
 from forestgate.payments.features import APPROVAL_FEATURES, RETRY_FEATURES
 from tests.server.conftest import LiveServer, _serve
+from tests.trained import SEED, Trained, _train
 
-FORESTGATE = str(Path(sys.executable).with_name("forestgate"))
-SEED = "20251128"
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass(frozen=True)
-class Trained:
-    data: Path
-    repository: Path
-    report: Path
-    stdout: str
-    stderr: str
-
-
-def _train(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [FORESTGATE, "train", *args],
-        capture_output=True, text=True, timeout=900, env=env, check=False,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    root = tmp_path_factory.mktemp("train")
-    data, repository, report = root / "data", root / "models", root / "reports"
-    data.mkdir()  # empty: the command generates into it
-    done = _train(
-        "--data", str(data), "--repository", str(repository), "--report", str(report),
-        "--config", "demo", "--preset", "small", "--seed", SEED, "--run", "first",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return Trained(data, repository, report, done.stdout, done.stderr)
 
 
 def test_generates_into_an_empty_directory_then_compiles_both_models(trained: Trained) -> None:

@@ -49,12 +49,14 @@ def training_metrics(result: RunResult, run: ModelRun) -> dict[str, Any]:
 def compile_bundles(result: RunResult, data: dict[str, train.Dataset], log: Log) -> None:
     from forestgate.compiler.pipeline import compile_model
     from forestgate.engine.reference import Reference
+    from forestgate.training.trainer.reference_data import reference_data
 
     repository = result.request.repository
     repository.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".train-staging-", dir=repository))
     try:
         placed = []
+        world = reference_data(result.request.data)
         for task, run in (("approval", result.approval), ("retry", result.retry)):
             name = MODELS[task]
             version = next_version(repository, name)
@@ -70,6 +72,7 @@ def compile_bundles(result: RunResult, data: dict[str, train.Dataset], log: Log)
                 train.trim(kept), name=name, version=version, repository=staging,
                 sample=x_test[:VERIFY_ROWS], calibration=run.choice.calibration,
                 reference=reference, training_metrics=training_metrics(result, run),
+                extra=_extra(task, world),
             )  # fmt: skip
             placed.append((compiled.bundle_dir, repository / name / version, run, version))
         for source, target, run, version in placed:
@@ -109,3 +112,14 @@ def log_mlflow(result: RunResult, log: Log) -> None:
         if result.report_dir is not None:
             mlflow.log_artifacts(str(result.report_dir), artifact_path="report")
     log(f"logged to MLflow at {mlflow.get_tracking_uri()}")
+
+
+def _extra(task: str, world: dict[str, Any]) -> dict[str, Any]:
+    """What decisions need from a bundle besides the model: the reference data, and for the
+    retry model the delays it was trained to score (the logging policy's grid)."""
+    from forestgate.training.generator.policy import GRID_S
+
+    extra: dict[str, Any] = {"reference_data": world}
+    if task == "retry":
+        extra["retry_delays_s"] = [int(d) for d in GRID_S]
+    return extra

@@ -1,0 +1,107 @@
+"""What an attempt is worth on each route: the payments core's costs and expected net value,
+
+    E[net | r] = p_r * (value * discount - approval cost_r - expected fraud loss_r) - attempt cost_r
+
+priced once per authorization and route, then applied to every probability the models give
+(the routes now, and retries later, whose value is discounted by their delay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from forestgate.payments.economics import (
+    CardProfile,
+    cost_breakdown,
+    expected_fraud_loss,
+    expected_net_value,
+)
+from forestgate.payments.money import ExchangeRates, Money, Rounding
+from forestgate.payments.routetable import RouteTable
+from forestgate.server.decisions.authorization import Authorization
+from forestgate.server.decisions.reference_data import ReferenceData
+
+# A recovered payment is worth a little less the later it lands (cash flow, churn): 0.5% a day,
+# the discount the trainer's policy replay uses too.
+DISCOUNT_PER_DAY = 0.005
+DAY_S = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Economics:
+    """How value turns into money for one authorization."""
+
+    default_margin: float  # approval value as a share of the amount when the switch sends none
+    fraud_rate: float  # p(fraud | approved) without a fraud model
+    chargeback_fee_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePrice:
+    route_id: str
+    approval_cost_minor: int
+    attempt_cost_minor: int
+    fraud_loss_minor: int
+
+    def net(self, p_approve: float, value_minor: int, delay_s: int = 0) -> int:
+        discount = max(0.0, 1.0 - DISCOUNT_PER_DAY * delay_s / DAY_S)
+        return expected_net_value(
+            min(max(p_approve, 0.0), 1.0),
+            round(value_minor * discount),
+            self.approval_cost_minor,
+            self.fraud_loss_minor,
+            self.attempt_cost_minor,
+        )
+
+
+def exchange_rates(world: ReferenceData) -> ExchangeRates:
+    """USD-based mid rates from the reference data (USD per unit, inverted)."""
+    per_usd = {c: Decimal(1) / Decimal(str(v)) for c, v in world.usd_per_unit.items() if v > 0}
+    per_usd.pop("USD", None)
+    return ExchangeRates("USD", per_usd)
+
+
+def card_profile(auth: Authorization) -> CardProfile:
+    card = auth.card
+    kind = "commercial" if card.commercial else card.funding
+    return CardProfile(network=card.brand, card_type=kind, issuer_country=card.issuer_country)
+
+
+def approval_value(auth: Authorization, economics: Economics) -> int:
+    if auth.approval_value_minor is not None:
+        return auth.approval_value_minor
+    return round(auth.amount.amount_minor * economics.default_margin)
+
+
+def price_routes(
+    auth: Authorization,
+    route_ids: tuple[str, ...],
+    table: RouteTable,
+    rates: ExchangeRates,
+    economics: Economics,
+) -> Mapping[str, RoutePrice]:
+    """Each route's costs for this authorization (InvalidInput if a route refuses the card)."""
+    card = card_profile(auth)
+    chargeback = rates.convert(
+        Money.from_major(str(economics.chargeback_fee_usd), "USD", rounding=Rounding.HALF_UP),
+        auth.amount.currency,
+        rounding=Rounding.HALF_UP,
+    )
+    loss = expected_fraud_loss(
+        economics.fraud_rate,
+        auth.amount.amount_minor,
+        chargeback.amount_minor,
+        merchant_liable=not auth.three_ds,
+    )
+    prices = {}
+    for route_id in route_ids:
+        costs = cost_breakdown(table[route_id], auth.amount, card, rates=rates)
+        prices[route_id] = RoutePrice(
+            route_id,
+            costs.approval_cost.amount_minor,
+            costs.attempt_cost.amount_minor,
+            loss,
+        )
+    return prices

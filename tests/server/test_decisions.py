@@ -1,0 +1,206 @@
+"""The decision API on a real server with the demo models `forestgate train` built: Score's
+probabilities are the compiled models' on the features the payments core defines, the chosen route
+has the best expected net value, retry advice never breaks a network rule, outcomes update the
+online state, and the incumbent answers (and is counted) when a model cannot."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as triton
+
+from forestgate.engine.model import CompiledModel
+from forestgate.protos.forestgate.v1 import scoring_pb2 as pb
+from forestgate.protos.forestgate.v1 import scoring_pb2_grpc as pb_grpc
+from forestgate.server.decisions.core import DecisionCore
+from forestgate.server.decisions.features import feature_request
+from forestgate.server.score_codec import authorization
+from tests.server.authorizations import ALL_ROUTES, NOW, retry_request, score_request
+from tests.server.conftest import LiveServer, _serve
+from tests.trained import Trained
+
+
+@pytest.fixture(scope="module")
+def served(trained: Trained) -> Iterator[LiveServer]:
+    yield from _serve(trained.repository, metrics_port=-1)
+
+
+@pytest.fixture(scope="module")
+def stub(served: LiveServer) -> Iterator[pb_grpc.ScoringStub]:
+    with grpc.insecure_channel(served.address) as channel:
+        yield pb_grpc.ScoringStub(channel)
+
+
+def _core(served: LiveServer) -> DecisionCore:
+    return served.running.decisions  # type: ignore[attr-defined,no-any-return]
+
+
+def _model(served: LiveServer, name: str) -> CompiledModel:
+    return _core(served).scoring.repository.get(name).model
+
+
+def test_probabilities_are_the_models_on_the_payments_features(
+    served: LiveServer, stub: pb_grpc.ScoringStub
+) -> None:
+    msg = score_request(routes=ALL_ROUTES, card="probe")
+    core = _core(served)
+    auth = authorization(msg, core.routes)
+    world = core.models.reference_data()
+    request = feature_request(auth, world, attempt_id=10**9)
+    rows = np.stack([core.state.features.approval(request, r) for r in ALL_ROUTES])
+    p = _model(served, "approval").predict_calibrated(rows)
+    expected = dict(zip(ALL_ROUTES, p, strict=True))
+    got = stub.Score(msg, timeout=5)
+    assert {r.route_id: r.p_approve for r in got.routes} == pytest.approx(expected, abs=1e-6)
+    assert [(m.name, m.version) for m in got.models] == [("approval", "1")]
+    assert not got.fallback and got.trace_id == ""
+
+
+def test_the_chosen_route_has_the_best_expected_net_value(stub: pb_grpc.ScoringStub) -> None:
+    got = stub.Score(score_request(routes=ALL_ROUTES), timeout=5)
+    values = [r.expected_net_value_minor for r in got.routes]
+    assert values == sorted(values, reverse=True)
+    assert got.chosen_route == got.routes[0].route_id
+    for r in got.routes:
+        margin = round(4_999 * 0.3) - r.approval_cost_minor - r.expected_fraud_loss_minor
+        assert r.expected_net_value_minor == round(r.p_approve * margin - r.attempt_cost_minor)
+        assert r.expected_fraud_loss_minor == round(0.001 * (4_999 + 1_500))
+
+
+def test_an_outcome_updates_the_cards_velocity_and_is_recorded_once(
+    served: LiveServer, stub: pb_grpc.ScoringStub
+) -> None:
+    core = _core(served)
+    first = score_request(card="velocity")
+    decided = stub.Score(first, timeout=5)
+    report = pb.ReportOutcomeRequest(
+        authorization_id=first.authorization_id, approved=False, response_code="51"
+    )
+    assert stub.ReportOutcome(report, timeout=5).recorded
+    assert not stub.ReportOutcome(report, timeout=5).recorded  # a repeat is ignored
+    later = score_request(card="velocity", at=NOW + dt.timedelta(minutes=5))
+    request = feature_request(authorization(later, core.routes), core.models.reference_data(),
+                              attempt_id=10**9 + 1)  # fmt: skip
+    features = dict(zip(_model(served, "approval").manifest.feature_names,
+                        core.state.features.approval(request), strict=True))  # fmt: skip
+    assert features["card_attempts_24h"] == 1 and features["card_declines_24h"] == 1
+    history = core.state.history(authorization(first, core.routes).card.card_key, "M0001")
+    assert [(a.route, a.response_code) for a in history.attempts] == [(decided.chosen_route, "51")]
+
+
+def test_an_outcome_for_an_unknown_id_is_not_found(stub: pb_grpc.ScoringStub) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ReportOutcome(
+            pb.ReportOutcomeRequest(authorization_id="never-scored", response_code="00"), timeout=5
+        )
+    assert refused.value.code() is grpc.StatusCode.NOT_FOUND
+    assert "authorization_id: 'never-scored'" in (refused.value.details() or "")
+
+
+@pytest.mark.parametrize(
+    ("brand", "code", "advice", "expected"),
+    [
+        (pb.BRAND_VISA, "04", "", (pb.RETRY_ACTION_NO_RETRY, "H1")),  # Visa category 1
+        (pb.BRAND_MASTERCARD, "05", "03", (pb.RETRY_ACTION_NO_RETRY, "H4")),  # MAC 03: never
+        (pb.BRAND_MASTERCARD, "54", "01", (pb.RETRY_ACTION_UPDATE_CREDENTIALS, "H3")),
+        (pb.BRAND_VISA, "1A", "", (pb.RETRY_ACTION_CIT_3DS, "")),  # SCA, customer in session
+    ],
+)
+def test_retry_advice_follows_the_network_rules(
+    stub: pb_grpc.ScoringStub, brand: int, code: str, advice: str, expected: tuple[int, str]
+) -> None:
+    action, rule = expected
+    first = score_request(routes=("A-US", "D-XB"), card=f"rules-{code}-{advice}")
+    first.card.brand = brand  # type: ignore[assignment]
+    stub.Score(first, timeout=5)
+    got = stub.Score(retry_request(first, code=code, advice_code=advice, brand=brand), timeout=5)
+    assert got.retry.action == action, got.retry
+    if rule:
+        assert got.retry.rule == rule, got.retry
+
+
+def test_an_sca_decline_without_the_customer_is_not_retried(stub: pb_grpc.ScoringStub) -> None:
+    first = score_request(card="sca-away")
+    stub.Score(first, timeout=5)
+    consult = retry_request(first, code="1A")
+    consult.customer_in_session = False
+    got = stub.Score(consult, timeout=5)
+    assert got.retry.action == pb.RETRY_ACTION_NO_RETRY and got.retry.rule == "H7"
+
+
+def test_an_insufficient_funds_decline_gets_an_allowed_retry_scored_by_both_models(
+    stub: pb_grpc.ScoringStub,
+) -> None:
+    first = score_request(card="nsf")
+    stub.Score(first, timeout=5)
+    got = stub.Score(retry_request(first, code="51"), timeout=5)
+    assert got.retry.action in (pb.RETRY_ACTION_RETRY, pb.RETRY_ACTION_CASCADE)
+    assert got.retry.earliest_time.ToDatetime(dt.UTC) >= NOW
+    assert 0 < got.retry.p_approve < 1 and got.retry.expected_net_value_minor > 0
+    assert [(m.name, m.version) for m in got.models] == [("approval", "1"), ("retry", "1")]
+
+
+def test_a_score_batch_answers_each_slot_and_refuses_only_the_bad_one(
+    stub: pb_grpc.ScoringStub,
+) -> None:
+    bad = score_request()
+    bad.amount.currency = "XYZ"
+    batch = pb.ScoreBatchRequest(requests=[score_request(), bad, score_request()])
+    got = stub.ScoreBatch(batch, timeout=5)
+    assert [r.WhichOneof("result") for r in got.results] == ["response", "error", "response"]
+    assert got.results[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert got.results[1].error.message.startswith("requests[1].amount.currency: unknown")
+    assert got.results[0].response.authorization_id == batch.requests[0].authorization_id
+
+
+def test_a_bad_field_is_invalid_argument_naming_it(stub: pb_grpc.ScoringStub) -> None:
+    msg = score_request()
+    msg.card.pan_hash = "4111111111111111"
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Score(msg, timeout=5)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.details() or "").startswith("card.pan_hash: looks like a card number")
+    assert "4111111111111111" not in (refused.value.details() or "")
+
+
+def test_the_incumbent_answers_when_the_models_budget_is_gone(trained: Trained) -> None:
+    # A budget of 1 us has passed before the rows reach the batcher, which refuses them.
+    for server in _serve(trained.repository, metrics_port=-1, decision_budget_us=1):
+        with grpc.insecure_channel(server.address) as channel:
+            stub = pb_grpc.ScoringStub(channel)
+            got = stub.Score(score_request(routes=("D-XB", "A-US")), timeout=None)
+            first = score_request(card="fallback-retry")
+            stub.Score(first)
+            consult = stub.Score(retry_request(first, code="51"))
+        assert got.fallback and got.fallback_reason == "deadline" and not got.models
+        assert got.chosen_route == "A-US"  # local before cross-border, as the incumbent does
+        assert all(np.isnan(r.p_approve) for r in got.routes)
+        assert consult.retry.action == pb.RETRY_ACTION_RETRY  # fixed schedule: a day later
+        assert consult.retry.earliest_time.ToDatetime(dt.UTC) == NOW + dt.timedelta(days=1)
+        assert _core(server).fallbacks == {"deadline": 3}
+
+
+def test_the_incumbent_answers_while_the_approval_model_is_unloaded(trained: Trained) -> None:
+    for server in _serve(trained.repository, metrics_port=-1):
+        with grpc.insecure_channel(server.address) as channel:
+            stub = pb_grpc.ScoringStub(channel)
+            assert not stub.Score(score_request(), timeout=5).fallback
+            client = triton.InferenceServerClient(server.address)
+            client.unload_model("approval")
+            got = stub.Score(score_request(), timeout=5)
+            client.load_model("approval")
+            back = stub.Score(score_request(), timeout=5)
+        assert got.fallback and got.fallback_reason == "model_not_loaded"
+        assert not back.fallback
+        text = _metrics_text(server)
+        assert 'forestgate_decision_fallbacks_total{reason="model_not_loaded"} 1.0' in text
+
+
+def _metrics_text(server: LiveServer) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(server.running.metrics.registry).decode()  # type: ignore[attr-defined]
