@@ -277,7 +277,7 @@ def load_json_config(config: Path, *args: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    "config", sorted((REPO / "bench" / "ghz").glob("*.json")), ids=lambda p: p.name
+    "config", sorted((REPO / "bench" / "ghz").glob("modelinfer-*.json")), ids=lambda p: p.name
 )
 def test_bench_ghz_configs_run_unchanged(load_server, config):
     report = load_json_config(config, "-n", "60", load_server.address)

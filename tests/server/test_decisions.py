@@ -6,7 +6,12 @@ online state, and the incumbent answers (and is counted) when a model cannot."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -21,7 +26,10 @@ from forestgate.server.decisions.features import feature_request
 from forestgate.server.score_codec import authorization
 from tests.server.authorizations import ALL_ROUTES, NOW, retry_request, score_request
 from tests.server.conftest import LiveServer, _serve
-from tests.trained import Trained
+from tests.trained import FORESTGATE, Trained
+
+REPO = Path(__file__).resolve().parents[2]
+GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +212,40 @@ def _metrics_text(server: LiveServer) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(server.running.metrics.registry).decode()  # type: ignore[attr-defined]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_grpcurl_lists_the_service_and_scores_the_readmes_request(served: LiveServer) -> None:
+    listed = _run(GRPCURL, "-plaintext", served.address, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "forestgate.v1.Scoring" in listed.stdout.split()
+    body = (REPO / "docs" / "examples" / "score.json").read_text()
+    done = _run(GRPCURL, "-plaintext", "-d", body, served.address, "forestgate.v1.Scoring/Score")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["authorization_id"] == "auth-0001"
+    assert len(answer["routes"]) == 6 and answer["chosen_route"] == answer["routes"][0]["route_id"]
+
+
+def test_the_readmes_python_example_scores_and_reports(served: LiveServer) -> None:
+    done = _run(sys.executable, str(REPO / "docs" / "examples" / "score.py"), served.address)
+    assert done.returncode == 0, done.stderr
+    assert "fallback: False" in done.stdout and "outcome recorded: True" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "config", sorted((REPO / "bench" / "ghz").glob("score-*.json")), ids=lambda p: p.name
+)
+def test_forestgate_load_drives_score_from_the_bench_configs(
+    served: LiveServer, config: Path
+) -> None:
+    done = _run(
+        FORESTGATE, "load", "--config", str(config), "-n", "40", "-O", "json", served.address
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["count"] == 40 and report["statusCodeDistribution"] == {"OK": 40}
+    assert report["options"]["call"] == "forestgate.v1.Scoring/Score"
