@@ -207,9 +207,6 @@ def decision_core(settings: Settings, core: ScoringCore) -> DecisionCore:
     and an in-memory online state."""
     routes = RouteTable.load()
     rules = Rules.load()
-    models = DecisionModels(
-        core.repository, approval=settings.approval_model, retry=settings.retry_model
-    )
     codes = ResponseCodes.load()
     state = DecisionState(
         lambda offsets: FeatureState(routes=routes, codes=codes, utc_offset_s=offsets),
@@ -220,6 +217,10 @@ def decision_core(settings: Settings, core: ScoringCore) -> DecisionCore:
         fraud_rate=settings.fraud_rate,
         chargeback_fee_usd=settings.chargeback_fee_usd,
     )
+    models = DecisionModels(
+        core.repository, approval=settings.approval_model, retry=settings.retry_model,
+        routes=routes, economics=economics,
+    )  # fmt: skip
     config = DecisionConfig(
         economics,
         model_share=settings.decision_model_share,

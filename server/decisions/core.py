@@ -38,7 +38,7 @@ from forestgate.server.decisions.incumbent import incumbent_retry, incumbent_rou
 from forestgate.server.decisions.models import DecisionModels
 from forestgate.server.decisions.reference_data import ReferenceData
 from forestgate.server.decisions.state import DecisionState, SeenAttempt
-from forestgate.server.decisions.value import Economics, RoutePrice, approval_value, price_routes
+from forestgate.server.decisions.value import Economics, RoutePrice, approval_value
 from forestgate.server.scoring import ScoringCore
 
 log = logging.getLogger(__name__)
@@ -130,8 +130,7 @@ class DecisionCore:
             )
         decline = auth.declines[-1] if auth.advise_retry else None
         priced = auth.routes if decline is None else (*auth.routes, decline.route_id)
-        prices = price_routes(auth, tuple(dict.fromkeys(priced)), self.routes,
-                              self.models.rates(), self.config.economics)  # fmt: skip
+        prices = self.models.pricing().routes(auth, tuple(dict.fromkeys(priced)))
         seen = self.state.seen(auth.id)
         if seen is not None and seen.reported:
             raise errors.InvalidInput(

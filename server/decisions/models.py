@@ -12,24 +12,35 @@ from typing import Any
 
 from forestgate.errors import BundleError, Unavailable
 from forestgate.payments.features import APPROVAL_FEATURES, RETRY_FEATURES
-from forestgate.payments.money import ExchangeRates
+from forestgate.payments.routetable import RouteTable
 from forestgate.server.decisions.reference_data import ReferenceData
-from forestgate.server.decisions.value import exchange_rates
+from forestgate.server.decisions.value import Economics, Pricing, exchange_rates
 from forestgate.server.repository import ModelRepository
 
 
 class DecisionModels:
-    def __init__(self, repository: ModelRepository, *, approval: str, retry: str) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        *,
+        approval: str,
+        retry: str,
+        routes: RouteTable,
+        economics: Economics,
+    ) -> None:
         self.repository = repository
         self.approval = approval
         self.retry = retry
-        self._world: tuple[str, ReferenceData, ExchangeRates] | None = None
+        self.routes = routes
+        self.economics = economics
+        self._world: tuple[str, ReferenceData, Pricing] | None = None
         self._delays: tuple[str, tuple[int, ...]] | None = None
 
     def reference_data(self) -> ReferenceData:
         return self._reference()[1]
 
-    def rates(self) -> ExchangeRates:
+    def pricing(self) -> Pricing:
+        """Route prices at the reference data's exchange rates."""
         return self._reference()[2]
 
     def retry_delays_s(self) -> tuple[int, ...]:
@@ -44,7 +55,7 @@ class DecisionModels:
             self._delays = (key, tuple(delays))
         return self._delays[1]
 
-    def _reference(self) -> tuple[str, ReferenceData, ExchangeRates]:
+    def _reference(self) -> tuple[str, ReferenceData, Pricing]:
         """The approval model's reference data; the last one parsed while that model is away
         (an unload must not stop the incumbent from pricing routes)."""
         try:
@@ -60,7 +71,8 @@ class DecisionModels:
         if self._world is None or self._world[0] != key:
             _check_features(model.manifest.feature_names, APPROVAL_FEATURES, key)
             world = ReferenceData.from_manifest(model.manifest.extra, key)
-            self._world = (key, world, exchange_rates(world))
+            pricing = Pricing(self.routes, exchange_rates(world), self.economics)
+            self._world = (key, world, pricing)
         return self._world
 
 

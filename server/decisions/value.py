@@ -12,13 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from forestgate.payments.economics import (
-    CardProfile,
-    cost_breakdown,
-    expected_fraud_loss,
-    expected_net_value,
-)
+from forestgate.payments.economics import CardProfile, expected_fraud_loss, expected_net_value
 from forestgate.payments.money import ExchangeRates, Money, Rounding
+from forestgate.payments.pricing import RoutePricer
 from forestgate.payments.routetable import RouteTable
 from forestgate.server.decisions.authorization import Authorization
 from forestgate.server.decisions.reference_data import ReferenceData
@@ -75,33 +71,38 @@ def approval_value(auth: Authorization, economics: Economics) -> int:
     return round(auth.amount.amount_minor * economics.default_margin)
 
 
-def price_routes(
-    auth: Authorization,
-    route_ids: tuple[str, ...],
-    table: RouteTable,
-    rates: ExchangeRates,
-    economics: Economics,
-) -> Mapping[str, RoutePrice]:
-    """Each route's costs for this authorization (InvalidInput if a route refuses the card)."""
-    card = card_profile(auth)
-    chargeback = rates.convert(
-        Money.from_major(str(economics.chargeback_fee_usd), "USD", rounding=Rounding.HALF_UP),
-        auth.amount.currency,
-        rounding=Rounding.HALF_UP,
-    )
-    loss = expected_fraud_loss(
-        economics.fraud_rate,
-        auth.amount.amount_minor,
-        chargeback.amount_minor,
-        merchant_liable=not auth.three_ds,
-    )
-    prices = {}
-    for route_id in route_ids:
-        costs = cost_breakdown(table[route_id], auth.amount, card, rates=rates)
-        prices[route_id] = RoutePrice(
-            route_id,
-            costs.approval_cost.amount_minor,
-            costs.attempt_cost.amount_minor,
-            loss,
+class Pricing:
+    """Prices an authorization's routes at one set of exchange rates (one approval model's
+    reference data): costs from the route table, expected fraud loss from the economics."""
+
+    def __init__(self, table: RouteTable, rates: ExchangeRates, economics: Economics) -> None:
+        self.pricer = RoutePricer(table, rates)
+        self.rates = rates
+        self.economics = economics
+        self._chargeback: dict[str, int] = {}
+
+    def routes(self, auth: Authorization, route_ids: tuple[str, ...]) -> Mapping[str, RoutePrice]:
+        """Each route's costs (InvalidInput if a route refuses the card)."""
+        card = card_profile(auth)
+        amount = auth.amount
+        loss = expected_fraud_loss(
+            self.economics.fraud_rate,
+            amount.amount_minor,
+            self._chargeback_fee(amount.currency),
+            merchant_liable=not auth.three_ds,
         )
-    return prices
+        prices = {}
+        for route_id in route_ids:
+            price = self.pricer.price(route_id, amount.amount_minor, amount.currency, card)
+            prices[route_id] = RoutePrice(route_id, price.approval_minor, price.attempt_minor, loss)
+        return prices
+
+    def _chargeback_fee(self, currency: str) -> int:
+        fee = self._chargeback.get(currency)
+        if fee is None:
+            usd = Money.from_major(
+                str(self.economics.chargeback_fee_usd), "USD", rounding=Rounding.HALF_UP
+            )
+            fee = self.rates.convert(usd, currency, rounding=Rounding.HALF_UP).amount_minor
+            self._chargeback[currency] = fee
+        return fee
