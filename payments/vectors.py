@@ -1,0 +1,321 @@
+"""The feature builder: one request plus the counts an online state holds for it, as float32 rows
+of APPROVAL_FEATURES or RETRY_FEATURES.
+
+Every online state (the in-process ``FeatureState``, the server's Redis store) reads its counts
+its own way and hands them here, so the arithmetic of the definitions lives in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from forestgate.errors import InvalidInput
+from forestgate.payments.codes import Family, ResponseCodes
+from forestgate.payments.featurespec import (
+    APPROVAL_FEATURES,
+    BRANDS,
+    CALENDAR_FEATURES,
+    CHANNELS,
+    COF_TYPES,
+    COUNTRIES,
+    DAY_MS,
+    EXEMPTIONS,
+    FAMILIES,
+    FUNDING,
+    HOUR_MS,
+    MERCHANT_PRIOR_WEIGHT,
+    PAIR_PRIOR_WEIGHT,
+    PRIOR_RATE,
+    RETRY_FEATURES,
+    ROUTE_PRIOR_WEIGHT,
+    TIERS,
+    Answer,
+    Request,
+    days_to_month_end,
+    decline_codes,
+    route_ids,
+    smoothed,
+)
+from forestgate.payments.routetable import RouteTable
+
+F32 = npt.NDArray[np.float32]
+# (attempts, approved) of one rate key in the 7 d before the anchor.
+Counts = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CardCounts:
+    """A card's history as its features read it at one anchor: the window counts of its attempts
+    in (anchor - window, anchor], and its running totals over everything observed."""
+
+    attempts_24h: int = 0
+    declines_24h: int = 0
+    attempts_7d: int = 0
+    declines_7d: int = 0
+    approvals: int = 0
+    approved_usd: float = 0.0
+    last_approval_ms: int | None = None
+    last_nsf_ms: int | None = None
+    last_recovery_ms: int | None = None
+    recoveries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCounts:
+    """The 7 d counts of one route's rate keys: the route, issuer x route and BIN x route."""
+
+    route: Counts = (0, 0)
+    issuer_route: Counts = (0, 0)
+    bin_route: Counts = (0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An answer as the state keeps it: its decline family, Visa category and whether it was an
+    insufficient-funds decline (what a recovery follows)."""
+
+    family: Family
+    visa_category: int | None
+    nsf: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeclineRecord:
+    """What a retry of an observed decline needs of it and of its payment as of that decline."""
+
+    ts_ms: int
+    family: Family
+    code: str
+    visa_category: int | None
+    advice: str | None
+    attempts_so_far: int
+    first_decline_ms: int | None
+
+
+def route_keys(request: Request, route_id: str) -> tuple[tuple[str, ...], ...]:
+    """The rate keys of ``request`` on ``route_id``: route, issuer x route, BIN x route."""
+    return (
+        ("route", route_id),
+        ("issuer_route", request.issuer_id, route_id),
+        ("bin_route", request.bin8, route_id),
+    )
+
+
+def merchant_key(request: Request) -> tuple[str, ...]:
+    return ("merchant", request.merchant_id)
+
+
+def rate_keys(request: Request, route_id: str) -> tuple[tuple[str, ...], ...]:
+    """Every rate key an attempt on ``route_id`` counts toward: the route keys, then merchant."""
+    return (*route_keys(request, route_id), merchant_key(request))
+
+
+class FeatureBuilder:
+    """Feature rows from a request and its counts; holds the vocabularies and the calendar."""
+
+    def __init__(
+        self, *, routes: RouteTable, codes: ResponseCodes, utc_offset_s: Mapping[str, int]
+    ) -> None:
+        self._routes = routes
+        self._codes = codes
+        self._offset_s = dict(utc_offset_s)
+        vocabularies = {
+            "BRANDS": BRANDS,
+            "FUNDING": FUNDING,
+            "TIERS": TIERS,
+            "CHANNELS": CHANNELS,
+            "COF_TYPES": COF_TYPES,
+            "EXEMPTIONS": EXEMPTIONS,
+            "COUNTRIES": COUNTRIES,
+            "FAMILIES": FAMILIES,
+            "ROUTES": route_ids(routes),
+            "DECLINE_CODES": decline_codes(codes),
+        }
+        self._vocab = {n: {v: i for i, v in enumerate(vs)} for n, vs in vocabularies.items()}
+
+    def outcome(self, request: Request, answer: Answer) -> Outcome:
+        day = dt.datetime.fromtimestamp(request.ts_ms / 1000, dt.UTC).date()
+        info = self._codes.classify(request.brand, answer.response_code, day)
+        nsf = not answer.approved and info.family is Family.INSUFFICIENT_FUNDS
+        return Outcome(info.family, info.visa_category, nsf)
+
+    def approval_rows(
+        self,
+        request: Request,
+        route_ids: Sequence[str],
+        *,
+        card: CardCounts,
+        routes: Sequence[RouteCounts],
+        merchant: Counts,
+    ) -> F32:
+        """[len(route_ids), len(APPROVAL_FEATURES)]: ``request`` at its own time on each route;
+        ``routes`` holds each route's counts, in the same order."""
+        base = self._request(request)
+        base.update(self._card(request, card, eval_ms=request.ts_ms))
+        out = np.empty((len(route_ids), len(APPROVAL_FEATURES)), np.float32)
+        for i, (route_id, counts) in enumerate(zip(route_ids, routes, strict=True)):
+            values = base | self._route(request, route_id, counts, merchant)
+            out[i] = [values[n] for n in APPROVAL_FEATURES]
+        return out
+
+    def retry_rows(
+        self,
+        decline: Request,
+        candidates: Sequence[tuple[int, str]],
+        *,
+        record: DeclineRecord,
+        card: CardCounts,
+        routes: Sequence[RouteCounts],
+        merchant: Counts,
+    ) -> F32:
+        """[len(candidates), len(RETRY_FEATURES)]: retrying ``decline`` after each candidate's
+        delay_s on its route_id, with the counts as of the decline."""
+        base = self._request(decline) | self._decline(record)
+        base["hours_since_first_decline"] = (
+            math.nan
+            if record.first_decline_ms is None
+            else (decline.ts_ms - record.first_decline_ms) / HOUR_MS
+        )
+        out = np.empty((len(candidates), len(RETRY_FEATURES)), np.float32)
+        for i, ((delay_s, route_id), counts) in enumerate(zip(candidates, routes, strict=True)):
+            send_ms = decline.ts_ms + delay_s * 1000
+            values = base | self._card(decline, card, eval_ms=send_ms)
+            values.update(self._route(decline, route_id, counts, merchant), delay_h=delay_s / 3600)
+            out[i] = [values[n] for n in RETRY_FEATURES]
+        return out
+
+    def _request(self, r: Request) -> dict[str, float]:
+        ip = math.nan if r.ip_country is None else float(r.ip_country != r.issuer_country)
+        return {
+            "log_amount_usd": math.log(1 + r.amount_usd),
+            "fx_needed": float(r.fx_needed),
+            "months_to_expiry": float(r.months_to_expiry),
+            "attempt_no": float(r.attempt_no),
+            "is_retry": float(r.is_retry),
+            "local_hour": float(r.local_hour),
+            "dow": float(r.dow),
+            "dom": float(r.dom),
+            "brand_code": self._index("BRANDS", r.brand),
+            "funding_code": self._index("FUNDING", r.funding),
+            "tier_code": self._index("TIERS", r.product_tier),
+            "is_commercial": float(r.is_commercial),
+            "issuer_country_code": self._index("COUNTRIES", r.issuer_country),
+            "merchant_country_code": self._index("COUNTRIES", r.merchant_country),
+            "is_foreign_merchant": float(r.merchant_country != r.issuer_country),
+            "ip_mismatch": ip,
+            "mcc": float(r.mcc),
+            "channel_code": self._index("CHANNELS", r.channel),
+            "is_cit": float(r.cit),
+            "cof_type_code": self._index("COF_TYPES", r.cof_type),
+            "is_initial_cof": float(r.is_initial_cof),
+            "network_token": float(r.network_token),
+            "three_ds": float(r.three_ds),
+            "challenge": float(r.challenge),
+            "sca_exemption_code": self._index("EXEMPTIONS", r.sca_exemption),
+            "cvv_present": float(r.cvv_present),
+            "avs_provided": float(r.avs_provided),
+            "customer_in_session": float(r.customer_in_session),
+            "credential_changed": float(r.credential_changed),
+        }
+
+    def _decline(self, d: DeclineRecord) -> dict[str, float]:
+        advice = self._codes.merchant_advice(d.advice) if d.advice else None
+        wait = advice.retry_after if advice is not None and advice.retry_after else None
+        return {
+            "decline_code": self._index("DECLINE_CODES", d.code),
+            "decline_visa_category": math.nan
+            if d.visa_category is None
+            else float(d.visa_category),
+            "decline_advice_code": float(int(d.advice))
+            if d.advice and d.advice.isdigit()
+            else math.nan,
+            "decline_family_code": self._index("FAMILIES", d.family.value),
+            "advice_wait_h": 0.0 if wait is None else wait.total_seconds() / 3600,
+            "attempts_so_far": float(d.attempts_so_far),
+        }
+
+    def _card(self, r: Request, card: CardCounts, *, eval_ms: int) -> dict[str, float]:
+        mean = card.approved_usd / card.approvals if card.approvals else math.nan
+        out = {
+            "card_attempts_24h": float(card.attempts_24h),
+            "card_declines_24h": float(card.declines_24h),
+            "card_attempts_7d": float(card.attempts_7d),
+            "card_declines_7d": float(card.declines_7d),
+            "card_hours_since_approval": _since(eval_ms, card.last_approval_ms, HOUR_MS),
+            "card_amount_ratio": r.amount_usd / mean if mean > 0 else math.nan,
+            "card_hours_since_nsf": _since(eval_ms, card.last_nsf_ms, HOUR_MS),
+            "card_recoveries": float(card.recoveries),
+            "card_days_since_recovery": _since(eval_ms, card.last_recovery_ms, DAY_MS),
+        }
+        offset = self._offset_s.get(r.issuer_country)
+        cal = dict.fromkeys(CALENDAR_FEATURES, math.nan)
+        if offset is not None:
+            now = _local(eval_ms, offset)
+            cal.update(
+                card_local_hour=float(now.hour),
+                card_dow=float(now.isoweekday()),
+                card_dom=float(now.day),
+                card_days_to_month_end=float(days_to_month_end(now.date())),
+            )
+            if card.last_recovery_ms is not None:
+                rec = _local(card.last_recovery_ms, offset)
+                cal["payday_dom_gap"] = float((now.day - rec.day + 45) % 30 - 15)
+                cal["payday_dow_gap"] = float((now.isoweekday() - rec.isoweekday() + 7) % 7)
+        return out | cal
+
+    def _route(
+        self, r: Request, route_id: str, counts: RouteCounts, merchant: Counts
+    ) -> dict[str, float]:
+        (n_r, a_r), (n_ir, a_ir), (n_br, a_br) = counts.route, counts.issuer_route, counts.bin_route
+        route_rate = smoothed(a_r, n_r, PRIOR_RATE, ROUTE_PRIOR_WEIGHT)
+        issuer_rate = smoothed(a_ir, n_ir, route_rate, PAIR_PRIOR_WEIGHT)
+        route = self._routes.routes.get(route_id)
+        (n_m, a_m) = merchant
+        return {
+            "merchant_rate_7d": smoothed(a_m, n_m, PRIOR_RATE, MERCHANT_PRIOR_WEIGHT),
+            "route_code": self._index("ROUTES", route_id),
+            "route_is_local": math.nan
+            if route is None
+            else float(r.issuer_country in route.local_countries),
+            "route_rate_7d": route_rate,
+            "issuer_route_rate_7d": issuer_rate,
+            "issuer_route_attempts_7d": float(n_ir),
+            "bin_route_rate_7d": smoothed(a_br, n_br, issuer_rate, PAIR_PRIOR_WEIGHT),
+        }
+
+    def _index(self, vocabulary: str, value: str) -> float:
+        i = self._vocab[vocabulary].get(value)
+        return math.nan if i is None else float(i)
+
+
+def missing_decline(attempt_id: int) -> InvalidInput:
+    return InvalidInput(f"attempt {attempt_id} is not an observed decline (or it expired)")
+
+
+def _since(now_ms: int, then_ms: int | None, unit_ms: int) -> float:
+    return math.nan if then_ms is None else (now_ms - then_ms) / unit_ms
+
+
+def _local(ts_ms: int, offset_s: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=ts_ms + offset_s * 1000)
+
+
+__all__ = [
+    "F32",
+    "CardCounts",
+    "Counts",
+    "DeclineRecord",
+    "FeatureBuilder",
+    "Outcome",
+    "RouteCounts",
+    "merchant_key",
+    "missing_decline",
+    "rate_keys",
+    "route_keys",
+]
