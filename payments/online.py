@@ -130,7 +130,6 @@ class FeatureState:
         utc_offset_s: Mapping[str, int],
         lateness_ms: int = DAY_MS,
     ) -> None:
-        self.config = (routes, codes, dict(utc_offset_s))
         self.builder = FeatureBuilder(routes=routes, codes=codes, utc_offset_s=utc_offset_s)
         self.lateness_ms = lateness_ms
         self.watermark_ms = NEVER

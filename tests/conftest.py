@@ -6,7 +6,7 @@ and throw-away copies of compiled bundles for the tests that damage one."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import pytest
 
 from forestgate.compiler.calibration import from_sklearn
 from forestgate.engine.reference import Reference
+from tests.redisserver import redis_server
 from tests.sources import RECIPES, Calibrated, Case, Rows, compile_case, synthetic_rows
 
 
@@ -105,3 +106,10 @@ def calibrated_copy(tmp_path: Path, calibrated: Calibrated) -> Path:
     destination = tmp_path / "repository" / "calibrated" / "1"
     shutil.copytree(calibrated.bundle_dir, destination)
     return destination
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """One real redis-server per session (tests/redisserver.py); tests flush what they use."""
+    with redis_server() as url:
+        yield url
