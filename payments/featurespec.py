@@ -170,7 +170,7 @@ _REQUEST = (
     ),
     *("cvv_present", "avs_provided", "customer_in_session", "credential_changed"),
 )
-_CARD = (
+CARD_FEATURES = (
     *("card_attempts_24h", "card_declines_24h", "card_attempts_7d", "card_declines_7d"),
     *("card_hours_since_approval", "card_amount_ratio", "card_hours_since_nsf"),
     *("card_recoveries", "card_days_since_recovery"),
@@ -179,7 +179,7 @@ CALENDAR_FEATURES = (
     *("card_local_hour", "card_dow", "card_dom", "card_days_to_month_end"),
     *("payday_dom_gap", "payday_dow_gap"),
 )
-_ROUTE = (
+ROUTE_FEATURES = (
     *("route_code", "route_is_local", "route_rate_7d", "issuer_route_rate_7d"),
     *("issuer_route_attempts_7d", "bin_route_rate_7d"),
 )
@@ -190,15 +190,15 @@ _DECLINE = (
 )
 APPROVAL_FEATURES: tuple[str, ...] = (
     *_REQUEST,
-    *_CARD,
+    *CARD_FEATURES,
     *CALENDAR_FEATURES,
     "merchant_rate_7d",
-    *_ROUTE,
+    *ROUTE_FEATURES,
 )
 RETRY_FEATURES: tuple[str, ...] = (
     *_DECLINE,
-    *_ROUTE,
-    *_CARD,
+    *ROUTE_FEATURES,
+    *CARD_FEATURES,
     *CALENDAR_FEATURES,
     *(
         "log_amount_usd",
@@ -293,6 +293,7 @@ __all__ = [
     "APPROVAL_FEATURES",
     "BRANDS",
     "CALENDAR_FEATURES",
+    "CARD_FEATURES",
     "CARD_WINDOWS_MS",
     "CHANNELS",
     "COF_TYPES",
@@ -310,6 +311,7 @@ __all__ = [
     "RESPONSE_SIDE",
     "RETRY_FEATURES",
     "RETRY_HORIZON_MS",
+    "ROUTE_FEATURES",
     "ROUTE_PRIOR_WEIGHT",
     "SPECS",
     "TIERS",

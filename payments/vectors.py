@@ -21,6 +21,7 @@ from forestgate.payments.featurespec import (
     APPROVAL_FEATURES,
     BRANDS,
     CALENDAR_FEATURES,
+    CARD_FEATURES,
     CHANNELS,
     COF_TYPES,
     COUNTRIES,
@@ -33,6 +34,7 @@ from forestgate.payments.featurespec import (
     PAIR_PRIOR_WEIGHT,
     PRIOR_RATE,
     RETRY_FEATURES,
+    ROUTE_FEATURES,
     ROUTE_PRIOR_WEIGHT,
     TIERS,
     Answer,
@@ -45,6 +47,7 @@ from forestgate.payments.featurespec import (
 from forestgate.payments.routetable import RouteTable
 
 F32 = npt.NDArray[np.float32]
+NAN = math.nan
 # (attempts, approved) of one rate key in the 7 d before the anchor.
 Counts = tuple[int, int]
 
@@ -156,12 +159,16 @@ class FeatureBuilder:
     ) -> F32:
         """[len(route_ids), len(APPROVAL_FEATURES)]: ``request`` at its own time on each route;
         ``routes`` holds each route's counts, in the same order."""
-        base = self._request(request)
-        base.update(self._card(request, card, eval_ms=request.ts_ms))
-        out = np.empty((len(route_ids), len(APPROVAL_FEATURES)), np.float32)
-        for i, (route_id, counts) in enumerate(zip(route_ids, routes, strict=True)):
-            values = base | self._route(request, route_id, counts, merchant)
-            out[i] = [values[n] for n in APPROVAL_FEATURES]
+        if not route_ids:
+            return np.empty((0, len(APPROVAL_FEATURES)), np.float32)
+        shared = self._request(request) | self._card(request, card, eval_ms=request.ts_ms)
+        shared["merchant_rate_7d"] = _merchant_rate(merchant)
+        # What all routes share is built once; only the route columns differ per row.
+        out = np.tile(_row(APPROVAL_FEATURES, shared), (len(route_ids), 1))
+        out[:, _APPROVAL_ROUTE] = [
+            self._route(request, route_id, counts)
+            for route_id, counts in zip(route_ids, routes, strict=True)
+        ]
         return out
 
     def retry_rows(
@@ -176,18 +183,26 @@ class FeatureBuilder:
     ) -> F32:
         """[len(candidates), len(RETRY_FEATURES)]: retrying ``decline`` after each candidate's
         delay_s on its route_id, with the counts as of the decline."""
-        base = self._request(decline) | self._decline(record)
-        base["hours_since_first_decline"] = (
-            math.nan
+        if not candidates:
+            return np.empty((0, len(RETRY_FEATURES)), np.float32)
+        shared = self._request(decline) | self._decline(record)
+        shared["hours_since_first_decline"] = (
+            NAN
             if record.first_decline_ms is None
             else (decline.ts_ms - record.first_decline_ms) / HOUR_MS
         )
-        out = np.empty((len(candidates), len(RETRY_FEATURES)), np.float32)
-        for i, ((delay_s, route_id), counts) in enumerate(zip(candidates, routes, strict=True)):
-            send_ms = decline.ts_ms + delay_s * 1000
-            values = base | self._card(decline, card, eval_ms=send_ms)
-            values.update(self._route(decline, route_id, counts, merchant), delay_h=delay_s / 3600)
-            out[i] = [values[n] for n in RETRY_FEATURES]
+        shared["merchant_rate_7d"] = _merchant_rate(merchant)
+        out = np.tile(_row(RETRY_FEATURES, shared), (len(candidates), 1))
+        timed: dict[int, list[float]] = {}  # the card's clock-dependent columns, per delay
+        for delay_s, _ in candidates:
+            if delay_s not in timed:
+                at_send = self._card(decline, card, eval_ms=decline.ts_ms + delay_s * 1000)
+                timed[delay_s] = [*(at_send[n] for n in _TIMED), delay_s / 3600]
+        out[:, _RETRY_TIMED] = [timed[delay_s] for delay_s, _ in candidates]
+        out[:, _RETRY_ROUTE] = [
+            self._route(decline, route_id, counts)
+            for (_, route_id), counts in zip(candidates, routes, strict=True)
+        ]
         return out
 
     def _request(self, r: Request) -> dict[str, float]:
@@ -269,29 +284,44 @@ class FeatureBuilder:
                 cal["payday_dow_gap"] = float((now.isoweekday() - rec.isoweekday() + 7) % 7)
         return out | cal
 
-    def _route(
-        self, r: Request, route_id: str, counts: RouteCounts, merchant: Counts
-    ) -> dict[str, float]:
+    def _route(self, r: Request, route_id: str, counts: RouteCounts) -> list[float]:
+        """The ROUTE_FEATURES of ``r`` on ``route_id``, in that order."""
         (n_r, a_r), (n_ir, a_ir), (n_br, a_br) = counts.route, counts.issuer_route, counts.bin_route
         route_rate = smoothed(a_r, n_r, PRIOR_RATE, ROUTE_PRIOR_WEIGHT)
         issuer_rate = smoothed(a_ir, n_ir, route_rate, PAIR_PRIOR_WEIGHT)
         route = self._routes.routes.get(route_id)
-        (n_m, a_m) = merchant
-        return {
-            "merchant_rate_7d": smoothed(a_m, n_m, PRIOR_RATE, MERCHANT_PRIOR_WEIGHT),
-            "route_code": self._index("ROUTES", route_id),
-            "route_is_local": math.nan
-            if route is None
-            else float(r.issuer_country in route.local_countries),
-            "route_rate_7d": route_rate,
-            "issuer_route_rate_7d": issuer_rate,
-            "issuer_route_attempts_7d": float(n_ir),
-            "bin_route_rate_7d": smoothed(a_br, n_br, issuer_rate, PAIR_PRIOR_WEIGHT),
-        }
+        return [
+            self._index("ROUTES", route_id),
+            NAN if route is None else float(r.issuer_country in route.local_countries),
+            route_rate,
+            issuer_rate,
+            float(n_ir),
+            smoothed(a_br, n_br, issuer_rate, PAIR_PRIOR_WEIGHT),
+        ]
 
     def _index(self, vocabulary: str, value: str) -> float:
         i = self._vocab[vocabulary].get(value)
         return math.nan if i is None else float(i)
+
+
+def _merchant_rate(merchant: Counts) -> float:
+    attempts, approved = merchant
+    return smoothed(approved, attempts, PRIOR_RATE, MERCHANT_PRIOR_WEIGHT)
+
+
+def _row(names: tuple[str, ...], values: Mapping[str, float]) -> F32:
+    """``values`` in the order of ``names``, NaN for the columns filled in per row."""
+    return np.array([values.get(n, NAN) for n in names], np.float32)
+
+
+def _columns(names: tuple[str, ...], subset: Sequence[str]) -> list[int]:
+    return [names.index(n) for n in subset]
+
+
+_TIMED = (*CARD_FEATURES, *CALENDAR_FEATURES)
+_APPROVAL_ROUTE = _columns(APPROVAL_FEATURES, ROUTE_FEATURES)
+_RETRY_ROUTE = _columns(RETRY_FEATURES, ROUTE_FEATURES)
+_RETRY_TIMED = _columns(RETRY_FEATURES, (*_TIMED, "delay_h"))
 
 
 def missing_decline(attempt_id: int) -> InvalidInput:

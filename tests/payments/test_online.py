@@ -127,3 +127,11 @@ def test_a_foreign_or_damaged_snapshot_is_refused(data: bytes, message: str) -> 
         snapshot.restore(
             data, routes=RouteTable.load(), codes=ResponseCodes.load(), utc_offset_s=OFFSETS
         )
+
+
+def test_no_routes_and_no_candidates_give_empty_rows_of_full_width() -> None:
+    state = new_state()
+    decline = request(1, T0_MS)
+    state.observe(decline, Answer(False, "05"))
+    assert state.approval_rows(request(2, T0_MS + 1), []).shape == (0, len(APPROVAL_FEATURES))
+    assert state.retry_rows(decline, []).shape == (0, len(RETRY_FEATURES))
