@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from forestgate.payments.codes import ResponseCodes
+from forestgate.payments.counts import (
+    CardCounts,
+    Counts,
+    DeclineRecord,
+    RouteCounts,
+    merchant_key,
+    missing_decline,
+    rate_keys,
+    route_keys,
+)
 from forestgate.payments.featurespec import (
     CARD_WINDOWS_MS,
     DAY_MS,
@@ -21,18 +31,7 @@ from forestgate.payments.featurespec import (
     Request,
 )
 from forestgate.payments.routetable import RouteTable
-from forestgate.payments.vectors import (
-    F32,
-    CardCounts,
-    Counts,
-    DeclineRecord,
-    FeatureBuilder,
-    RouteCounts,
-    merchant_key,
-    missing_decline,
-    rate_keys,
-    route_keys,
-)
+from forestgate.payments.vectors import F32, FeatureBuilder
 
 NEVER = -(2**62)
 RateKey = tuple[str, ...]

@@ -15,9 +15,9 @@ from typing import Any
 
 from forestgate.errors import InvalidInput
 from forestgate.payments.codes import Family, ResponseCodes
+from forestgate.payments.counts import DeclineRecord
 from forestgate.payments.online import CardSummary, FeatureState, PaymentSummary, Window
 from forestgate.payments.routetable import RouteTable
-from forestgate.payments.vectors import DeclineRecord
 
 FORMAT = "forestgate-online-features"
 VERSION = 1

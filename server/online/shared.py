@@ -38,6 +38,16 @@ from redis.exceptions import RedisError
 
 from forestgate.errors import Unavailable
 from forestgate.payments.codes import Family, ResponseCodes
+from forestgate.payments.counts import (
+    CardCounts,
+    Counts,
+    DeclineRecord,
+    RouteCounts,
+    merchant_key,
+    missing_decline,
+    rate_keys,
+    route_keys,
+)
 from forestgate.payments.featurespec import (
     CARD_WINDOWS_MS,
     DAY_MS,
@@ -48,18 +58,7 @@ from forestgate.payments.featurespec import (
     Request,
 )
 from forestgate.payments.routetable import RouteTable
-from forestgate.payments.vectors import (
-    F32,
-    CardCounts,
-    Counts,
-    DeclineRecord,
-    FeatureBuilder,
-    RouteCounts,
-    merchant_key,
-    missing_decline,
-    rate_keys,
-    route_keys,
-)
+from forestgate.payments.vectors import F32, FeatureBuilder
 from forestgate.server.online.scripts import COUNTS, OBSERVE
 
 
