@@ -6,7 +6,7 @@ and throw-away copies of compiled bundles for the tests that damage one."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import pytest
 
 from forestgate.compiler.calibration import from_sklearn
 from forestgate.engine.reference import Reference
+from tests.redisserver import redis_server
 from tests.sources import RECIPES, Calibrated, Case, Rows, compile_case, synthetic_rows
 from tests.trained import Trained, train_demo
 
@@ -113,3 +114,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """`forestgate train` run once (small preset, demo configuration): its data set, the
     approval/1 and retry/1 bundles and the report."""
     return train_demo(tmp_path_factory.mktemp("train"))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """One real redis-server per session (tests/redisserver.py); tests flush what they use."""
+    with redis_server() as url:
+        yield url
