@@ -1,14 +1,21 @@
-"""Rules H1-H13 and the internal budget, one or more tests per rule and per boundary."""
+"""Rules H1-H13 and the internal budget, one or more tests per rule and per boundary.
+
+Every test runs twice: through ``guardrail.check`` over the History, and through a ``Ledger``
+that recorded the same attempts (and went through a JSON snapshot) answering ``Ledger.check``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from forestgate.errors import InvalidInput
 from forestgate.payments.guardrail import Action, History, Rules, Verdict, card_key, check
+from forestgate.payments.ledger import Ledger
 from tests.payments.factory import (
     CARD,
     LOOSE_BUDGET,
@@ -29,6 +36,21 @@ CHANGE = dt.datetime(2025, 5, 25, tzinfo=dt.UTC)  # Visa 15 -> 20
 
 def verdict(rules: Rules, hist: History, act: Action) -> Verdict:
     return check(act, hist, rules, act.at)
+
+
+def ledger_verdict(rules: Rules, hist: History, act: Action) -> Verdict:
+    ledger = Ledger(hist.card_key, hist.merchant_id, rules)
+    for past in hist.attempts:
+        ledger.record(past)
+    snapshot = json.loads(json.dumps(ledger.to_state()))
+    return Ledger.from_state(snapshot, rules).check(act, act.at)
+
+
+@pytest.fixture(autouse=True, params=["check", "ledger"])
+def answerer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which guardrail answers ``verdict``: the full-history check or the incremental ledger."""
+    if request.param == "ledger":
+        monkeypatch.setattr(sys.modules[__name__], "verdict", ledger_verdict)
 
 
 # -- the frame: what is a reattempt, what is bad input --------------------------------------------
@@ -107,6 +129,16 @@ def test_h1_declines_before_a_credential_change_no_longer_bind(rules: Rules) -> 
     assert verdict(rules, hist, action(at=T0 + 2 * HOUR)).allowed
     hist = history(attempt(T0, "41"), attempt(T0 + HOUR, "05"))  # no change in between
     assert verdict(rules, hist, action(at=T0 + 2 * HOUR)).rule == "H1"
+
+
+def test_h1_a_hard_decline_on_the_new_credential_binds_again(rules: Rules) -> None:
+    hist = history(
+        attempt(T0, "41"),
+        attempt(T0 + HOUR, "05", credential_changed=True),
+        attempt(T0 + 2 * HOUR, "46"),  # the new card is closed too
+    )
+    result = verdict(rules, hist, action(at=T0 + 3 * HOUR))
+    assert result.rule == "H1" and "46" in result.reason
 
 
 def test_h1_binds_the_credential_whatever_the_amount(rules: Rules) -> None:
