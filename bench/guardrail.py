@@ -84,7 +84,8 @@ def measure(rules: Rules, length: int, rounds: int, calls: int) -> dict[str, Any
         full += timed(lambda: check(act, history, rules, act.at), calls)
         incremental += timed(lambda: ledger.check(act, act.at), calls)
     stats = {name: summary(times) for name, times in (("check", full), ("ledger", incremental))}
-    return {"length": length, "verdict": verdict.rule, **stats, "record": summary(record)}
+    answer = f"{'allowed' if verdict.allowed else 'denied'}, {verdict.rule}"
+    return {"length": length, "verdict": answer, **stats, "record": summary(record)}
 
 
 def summary(times: list[float]) -> dict[str, float]:
@@ -118,7 +119,8 @@ def markdown(out: dict[str, Any]) -> str:
         "history, rules, now)` recomputes every count from the History; `Ledger.check(action, "
         "now)` reads running state. Both give the same verdict (asserted before timing). Times "
         "are per call, the two alternating in rounds in one process; `record` is "
-        "`Ledger.record` per attempt while the ledger was filled."
+        "`Ledger.record` per attempt while the ledger was filled. The 2 cores are shared "
+        "(load average below), so p99 holds other jobs' pauses; compare medians."
     )
     doc.bullets(report.provenance(out["environment"], out["run"]))
     rows = []
@@ -132,7 +134,7 @@ def markdown(out: dict[str, Any]) -> str:
         ])  # fmt: skip
     header = ["attempts", "check: median / p99 us", "Ledger.check: median / p99 us",
               "check / Ledger.check (medians)", "Ledger.record: median / p99 us",
-              "binding rule"]  # fmt: skip
+              "verdict, binding rule"]  # fmt: skip
     doc.table(header, rows, left=1)
     return doc.text()
 
