@@ -333,6 +333,23 @@ def test_h4_visa_stop_payment_codes_cancel_recurring(rules: Rules, code: str) ->
     assert not result.allowed and result.rule == "H4" and result.cancel_recurring
 
 
+def test_h4_names_the_first_stop_code(rules: Rules) -> None:
+    hist = history(attempt(T0, "R0"), attempt(T0 + HOUR, "R1"))
+    result = verdict(rules, hist, action(at=T0 + 2 * HOUR))
+    assert result.rule == "H4" and result.reason.startswith("code R0:")
+
+
+def test_h4_mac_03_binds_again_on_the_new_credential(rules: Rules) -> None:
+    mc = {"network": "mastercard"}
+    hist = history(
+        attempt(T0, "05", mac="03", **mc),
+        attempt(T0 + HOUR, "05", credential_changed=True, **mc),
+        attempt(T0 + 2 * HOUR, "05", mac="03", **mc),
+    )
+    result = verdict(rules, hist, action(at=T0 + 3 * HOUR))
+    assert result.rule == "H4" and result.earliest_retry_at is None
+
+
 # -- H5: MAC 24-30 delays --------------------------------------------------------------------------
 
 MAC_DELAYS = {"24": 1, "25": 24, "26": 48, "27": 96, "28": 144, "29": 192, "30": 240}
@@ -356,6 +373,16 @@ def test_h5_the_longest_advice_of_the_payment_binds(rules: Rules) -> None:
     result = verdict(rules, hist, action(at=T0 + 240 * HOUR + 30 * dt.timedelta(minutes=1)))
     assert result.rule == "H5"
     assert result.earliest_retry_at == T0 + 241 * HOUR
+
+
+def test_h5_among_delays_ending_together_the_first_decline_names_the_code(rules: Rules) -> None:
+    hist = history(
+        attempt(T0, "05", network="mastercard", mac="25"),  # 24 h
+        attempt(T0 + 23 * HOUR, "05", network="mastercard", mac="24"),  # 1 h: ends together
+    )
+    result = verdict(rules, hist, action(at=T0 + 23 * HOUR + SECOND))
+    assert result.rule == "H5" and result.reason.startswith("MAC 25:")
+    assert result.earliest_retry_at == T0 + 24 * HOUR
 
 
 # -- H6: Mastercard excessive attempts -------------------------------------------------------------

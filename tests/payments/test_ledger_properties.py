@@ -8,6 +8,7 @@ and the ledger sometimes rebuilt from its JSON snapshot. Before every action bot
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, given, settings, target
 from hypothesis import strategies as st
 
 from forestgate.payments.guardrail import Action, Attempt, History, Rules, Verdict, check
@@ -30,6 +31,12 @@ from tests.payments.test_guardrail_properties import (
     scenarios,
 )
 
+# Long generated runs are the point; Hypothesis's size and speed checks would cut them short.
+RUNS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 LATE_S = [0] * 6 + [1, 600, 3600, 6 * 3600]  # how late an outcome is recorded
 
 
@@ -94,10 +101,15 @@ def play(rules: Rules, scenario: Scenario, picks: list[int], late: list[int]) ->
         if act.is_reattempt and (expected.allowed or pick % 3 == 0):
             sent = now - dt.timedelta(seconds=late[n % len(late)])  # maybe before others
             paid = (payment_id, amount)
+            if run.attempts and sent < max(a.at for a in run.attempts):
+                event("an outcome recorded out of time order")
             run.record(attempt_of(network, step, issuer, at=sent, payment=paid, act=act))
         if pick == 7:  # a snapshot round trip through JSON, as the server does on shutdown
+            event("a snapshot round trip")
             state = json.loads(json.dumps(run.ledger.to_state()))
             run.ledger = Ledger.from_state(state, rules)
+
+    target(float(len(run.attempts)), label="attempts recorded")
 
 
 def action_of(step: Step, now: dt.datetime, amount: int, payment_id: str | None) -> Action:
@@ -137,11 +149,7 @@ def attempt_of(
     )
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@RUNS
 @given(
     scenario=scenarios(),
     picks=st.lists(st.integers(min_value=0, max_value=11), min_size=1, max_size=40),
@@ -151,4 +159,39 @@ def attempt_of(
 def test_the_ledger_gives_the_verdict_of_the_full_history(
     rule_sets: RuleSets, rule_set: str, scenario: Scenario, picks: list[int], late: list[int]
 ) -> None:
+    play(rule_sets[rule_set], scenario, picks, late)
+
+
+def hammering(scenario: Scenario) -> Scenario:
+    """A US card-not-present run of retries of a few payments at their own amount: nothing but
+    the counters can stop it."""
+    network, start, _, plan = scenario
+    steps = [
+        dataclasses.replace(
+            step,
+            kind=step.kind if step.kind != "new" or n % 20 == 0 else "retry",
+            card_present=False,
+            amount_delta=0,
+        )
+        for n, step in enumerate(plan)
+    ]
+    return network, start, "US", steps
+
+
+@RUNS
+@given(
+    scenario=scenarios(
+        networks=("mastercard", "visa"),
+        tempos_s=(300, 3600, 6 * 3600, 3 * 86_400),
+        codes={"mastercard": ["05", "51", "91"], "visa": ["05", "51", "91"]},
+        macs=[None, None, None, "02", "24"],
+    ).map(hammering),
+    picks=st.lists(st.sampled_from([3, 6, 9, 1, 2, 7]), min_size=1, max_size=10),
+    late=st.lists(st.sampled_from(LATE_S), min_size=1, max_size=20),
+)
+@pytest.mark.parametrize("rule_set", ["packaged", "tight"])
+def test_the_ledger_counts_like_the_full_history_up_to_the_caps(
+    rule_sets: RuleSets, rule_set: str, scenario: Scenario, picks: list[int], late: list[int]
+) -> None:
+    """Soft declines only, outcomes recorded allowed or not: the counters reach their caps."""
     play(rule_sets[rule_set], scenario, picks, late)
