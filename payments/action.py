@@ -41,6 +41,8 @@ class Action:
     credential_changed: bool = False  # new PAN/expiry from the updater, CVV re-entered, token fixed
     customer_in_session: bool = False
     is_mit: bool = True
+    # The payment it retries (Attempt.payment_id); None: the latest attempt of the history.
+    payment_id: str | None = None
 
     def __post_init__(self) -> None:
         try:

@@ -1,14 +1,21 @@
-"""Rules H1-H13 and the internal budget, one or more tests per rule and per boundary."""
+"""Rules H1-H13 and the internal budget, one or more tests per rule and per boundary.
+
+Every test runs twice: through ``guardrail.check`` over the History, and through a ``Ledger``
+that recorded the same attempts (and went through a JSON snapshot) answering ``Ledger.check``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from forestgate.errors import InvalidInput
 from forestgate.payments.guardrail import Action, History, Rules, Verdict, card_key, check
+from forestgate.payments.ledger import Ledger
 from tests.payments.factory import (
     CARD,
     LOOSE_BUDGET,
@@ -29,6 +36,21 @@ CHANGE = dt.datetime(2025, 5, 25, tzinfo=dt.UTC)  # Visa 15 -> 20
 
 def verdict(rules: Rules, hist: History, act: Action) -> Verdict:
     return check(act, hist, rules, act.at)
+
+
+def ledger_verdict(rules: Rules, hist: History, act: Action) -> Verdict:
+    ledger = Ledger(hist.card_key, hist.merchant_id, rules)
+    for past in hist.attempts:
+        ledger.record(past)
+    snapshot = json.loads(json.dumps(ledger.to_state()))
+    return Ledger.from_state(snapshot, rules).check(act, act.at)
+
+
+@pytest.fixture(autouse=True, params=["check", "ledger"])
+def answerer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which guardrail answers ``verdict``: the full-history check or the incremental ledger."""
+    if request.param == "ledger":
+        monkeypatch.setattr(sys.modules[__name__], "verdict", ledger_verdict)
 
 
 # -- the frame: what is a reattempt, what is bad input --------------------------------------------
@@ -107,6 +129,16 @@ def test_h1_declines_before_a_credential_change_no_longer_bind(rules: Rules) -> 
     assert verdict(rules, hist, action(at=T0 + 2 * HOUR)).allowed
     hist = history(attempt(T0, "41"), attempt(T0 + HOUR, "05"))  # no change in between
     assert verdict(rules, hist, action(at=T0 + 2 * HOUR)).rule == "H1"
+
+
+def test_h1_a_hard_decline_on_the_new_credential_binds_again(rules: Rules) -> None:
+    hist = history(
+        attempt(T0, "41"),
+        attempt(T0 + HOUR, "05", credential_changed=True),
+        attempt(T0 + 2 * HOUR, "46"),  # the new card is closed too
+    )
+    result = verdict(rules, hist, action(at=T0 + 3 * HOUR))
+    assert result.rule == "H1" and "46" in result.reason
 
 
 def test_h1_binds_the_credential_whatever_the_amount(rules: Rules) -> None:
@@ -301,6 +333,23 @@ def test_h4_visa_stop_payment_codes_cancel_recurring(rules: Rules, code: str) ->
     assert not result.allowed and result.rule == "H4" and result.cancel_recurring
 
 
+def test_h4_names_the_first_stop_code(rules: Rules) -> None:
+    hist = history(attempt(T0, "R0"), attempt(T0 + HOUR, "R1"))
+    result = verdict(rules, hist, action(at=T0 + 2 * HOUR))
+    assert result.rule == "H4" and result.reason.startswith("code R0:")
+
+
+def test_h4_mac_03_binds_again_on_the_new_credential(rules: Rules) -> None:
+    mc = {"network": "mastercard"}
+    hist = history(
+        attempt(T0, "05", mac="03", **mc),
+        attempt(T0 + HOUR, "05", credential_changed=True, **mc),
+        attempt(T0 + 2 * HOUR, "05", mac="03", **mc),
+    )
+    result = verdict(rules, hist, action(at=T0 + 3 * HOUR))
+    assert result.rule == "H4" and result.earliest_retry_at is None
+
+
 # -- H5: MAC 24-30 delays --------------------------------------------------------------------------
 
 MAC_DELAYS = {"24": 1, "25": 24, "26": 48, "27": 96, "28": 144, "29": 192, "30": 240}
@@ -324,6 +373,16 @@ def test_h5_the_longest_advice_of_the_payment_binds(rules: Rules) -> None:
     result = verdict(rules, hist, action(at=T0 + 240 * HOUR + 30 * dt.timedelta(minutes=1)))
     assert result.rule == "H5"
     assert result.earliest_retry_at == T0 + 241 * HOUR
+
+
+def test_h5_among_delays_ending_together_the_first_decline_names_the_code(rules: Rules) -> None:
+    hist = history(
+        attempt(T0, "05", network="mastercard", mac="25"),  # 24 h
+        attempt(T0 + 23 * HOUR, "05", network="mastercard", mac="24"),  # 1 h: ends together
+    )
+    result = verdict(rules, hist, action(at=T0 + 23 * HOUR + SECOND))
+    assert result.rule == "H5" and result.reason.startswith("MAC 25:")
+    assert result.earliest_retry_at == T0 + 24 * HOUR
 
 
 # -- H6: Mastercard excessive attempts -------------------------------------------------------------

@@ -59,6 +59,7 @@ def _replay(out: Path) -> tuple[set[int], set[int], dict[int, str], Counter[str]
                 credential_changed=a["credential_changed"][i],
                 customer_in_session=a["customer_in_session"][i],
                 is_mit=a["cit_mit"][i] == "MIT",
+                payment_id=a["payment_id"][i],  # the payment it retries, as the generator asks
             )
             verdict = check(action, History(key, merchant, tuple(past[(key, merchant)])), rules, at)
             if not verdict.allowed:

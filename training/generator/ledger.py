@@ -59,6 +59,7 @@ class Request:
     credential_changed: bool
     customer_in_session: bool
     is_mit: bool
+    payment_id: str  # the payment retried: other payments of the card may come in between
 
 
 # The order of the tuples filed; every field of guardrail.Attempt is named.
@@ -103,5 +104,6 @@ class Ledger:
             credential_changed=request.credential_changed,
             customer_in_session=request.customer_in_session,
             is_mit=request.is_mit,
+            payment_id=request.payment_id,
         )
         return check(action, history, self.rules, request.at)

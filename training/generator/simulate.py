@@ -723,6 +723,7 @@ class _Sim:
                 credential_changed=cols["changed"][i],
                 customer_in_session=cols["session"][i],
                 is_mit=cols["mit"][i],
+                payment_id=_payment_id(cols["pay"][i]),
             ),
         )
 
@@ -835,8 +836,12 @@ def _ledger_row(
         cols["country"][i],
         cols["changed"][i],
         cols["three_ds"][i],
-        f"PAY{cols['pay'][i]:08d}",
+        _payment_id(cols["pay"][i]),
     )
+
+
+def _payment_id(payment: int) -> str:
+    return f"PAY{payment:08d}"
 
 
 def _take(d: dict[str, npt.NDArray[np.generic]], mask: B) -> dict[str, npt.NDArray[np.generic]]:
