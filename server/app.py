@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import uvloop
@@ -29,8 +30,6 @@ from grpc_reflection.v1alpha import _async as reflection_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from forestgate.engine.model import CompiledModel
-from forestgate.payments.codes import ResponseCodes
-from forestgate.payments.features import FeatureState
 from forestgate.payments.guardrail import Rules
 from forestgate.payments.routetable import RouteTable
 from forestgate.protos.inference import grpc_service_pb2 as pb
@@ -39,7 +38,7 @@ from forestgate.server import score_api, transport
 from forestgate.server.batcher import BatchObserver, Engine, MicroBatcher
 from forestgate.server.decisions.core import DecisionConfig, DecisionCore
 from forestgate.server.decisions.models import DecisionModels
-from forestgate.server.decisions.state import DecisionState
+from forestgate.server.decisions.state import state_opener
 from forestgate.server.decisions.value import Economics
 from forestgate.server.health import Health
 from forestgate.server.metrics import ServerMetrics
@@ -95,6 +94,8 @@ class RunningServer:
         # Batchers flush at once (a queue delay no longer waits for company) while gRPC refuses
         # new calls and gives the accepted ones the grace period.
         await asyncio.gather(self.server.stop(grace_s), self.repository.drain_all())
+        # Every call has finished: the online state is saved (memory) or released (Redis).
+        await self.decisions.close()
         if self.tracer is not None:
             # The spans of the last calls go out before the process exits.
             await asyncio.to_thread(self.tracer.queue.shutdown)
@@ -194,7 +195,7 @@ async def start_server(
     await health.publish()
     await server.start()
     await repository.load_all()
-    decisions.prepare()
+    await decisions.prepare()
     running = RunningServer(server, port, core, health, metrics, decisions, tracer)
     readiness.ready = True
     await running.publish_models()
@@ -204,14 +205,9 @@ async def start_server(
 
 def decision_core(settings: Settings, core: ScoringCore) -> DecisionCore:
     """The decision API's core over the scoring core, with the packaged route table and rules
-    and an in-memory online state."""
+    and the online state the settings choose."""
     routes = RouteTable.load()
     rules = Rules.load()
-    codes = ResponseCodes.load()
-    state = DecisionState(
-        lambda offsets: FeatureState(routes=routes, codes=codes, utc_offset_s=offsets),
-        max_attempts=settings.max_remembered_attempts,
-    )
     economics = Economics(
         default_margin=settings.default_margin,
         fraud_rate=settings.fraud_rate,
@@ -221,12 +217,18 @@ def decision_core(settings: Settings, core: ScoringCore) -> DecisionCore:
         core.repository, approval=settings.approval_model, retry=settings.retry_model,
         routes=routes, economics=economics,
     )  # fmt: skip
+    open_state = state_opener(
+        settings.online_store,
+        snapshot_dir=Path(settings.online_snapshot) if settings.online_snapshot else None,
+        routes=routes, codes=rules.codes, rules=rules,
+        max_attempts=settings.max_remembered_attempts,
+    )  # fmt: skip
     config = DecisionConfig(
         economics,
         model_share=settings.decision_model_share,
         budget_us=settings.decision_budget_us,
     )
-    return DecisionCore(core, models=models, state=state, routes=routes, rules=rules, config=config)
+    return DecisionCore(core, models=models, open_state=open_state, routes=routes, config=config)
 
 
 def _tracer(settings: Settings, port: int, metrics: ServerMetrics) -> Tracer | None:

@@ -65,7 +65,7 @@ class ScoringServicer:
     async def ReportOutcome(
         self, request: pb.ReportOutcomeRequest, context: Context
     ) -> pb.ReportOutcomeResponse:
-        recorded = self.core.report(score_codec.outcome(request))
+        recorded = await self.core.report(score_codec.outcome(request))
         return pb.ReportOutcomeResponse(recorded=recorded)
 
     async def _one(

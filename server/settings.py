@@ -54,6 +54,8 @@ class Settings:
     fraud_rate: float = 0.001
     chargeback_fee_usd: float = 15.0
     max_remembered_attempts: int = 1_000_000
+    online_store: str = "memory"
+    online_snapshot: str = ""
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
@@ -116,6 +118,12 @@ class Settings:
         need(0.0 <= self.fraud_rate <= 1.0, "fraud_rate", "must be within 0-1")
         need(self.chargeback_fee_usd >= 0, "chargeback_fee_usd", "must be >= 0")
         need(self.max_remembered_attempts >= 1, "max_remembered_attempts", "must be >= 1")
+        need(
+            self.online_store == "memory"
+            or self.online_store.startswith(("redis://", "rediss://")),
+            "online_store",
+            "must be memory or a redis:// URL",
+        )
         need(
             self.log_level in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "log_level",
@@ -216,6 +224,16 @@ HELP: dict[str, tuple[type, str]] = {
     "max_remembered_attempts": (
         int,
         "attempts Score keeps by id for ReportOutcome and retry consultations (oldest dropped)",
+    ),
+    "online_store": (
+        str,
+        "where the online features, guardrail counters and decided attempts live: memory (this "
+        "process) or a redis:// URL that replicas share",
+    ),
+    "online_snapshot": (
+        str,
+        "directory the memory store saves to on graceful shutdown and resumes from at start "
+        "(empty: not saved)",
     ),
 }
 

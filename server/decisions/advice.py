@@ -9,13 +9,12 @@ declined route after each delay of the retry model's grid (retry model).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from forestgate.payments.action import Action, ActionKind
-from forestgate.payments.guardrail import History, Rules, Verdict, check
+from forestgate.payments.guardrail import Verdict
 from forestgate.server.decisions.authorization import Authorization, PastDecline
-from forestgate.server.decisions.value import RoutePrice
 
 # Denials that another kind of action answers: new card data (H3), or the customer
 # authenticating in session (H7, SCA soft declines).
@@ -47,15 +46,8 @@ def candidate_actions(
     auth: Authorization, decline: PastDecline, now: dt.datetime, delays_s: Sequence[int]
 ) -> list[tuple[Action, int]]:
     """(action, delay in seconds) for every reattempt worth scoring."""
-    base = {
-        "amount_minor": auth.amount.amount_minor,
-        "currency": auth.amount.currency,
-        "card_present": auth.card_present,
-        "customer_in_session": auth.customer_in_session,
-        "is_mit": not auth.cit,
-    }
     actions = [
-        (Action(ActionKind.CASCADE, now, route, **base), 0)  # type: ignore[arg-type]
+        (reattempt(auth, ActionKind.CASCADE, now, route), 0)
         for route in auth.routes
         if route != decline.route_id
     ]
@@ -63,52 +55,67 @@ def candidate_actions(
     for delay in delays_s:
         at = declined_at + dt.timedelta(seconds=delay)
         if at >= now:
-            retry = Action(ActionKind.RETRY, at, decline.route_id, **base)  # type: ignore[arg-type]
+            retry = reattempt(auth, ActionKind.RETRY, at, decline.route_id)
             actions.append((retry, int((at - now).total_seconds())))
     return actions
 
 
+def reattempt(auth: Authorization, kind: ActionKind, at: dt.datetime, route: str) -> Action:
+    """An action on ``auth``'s payment; a step-up is customer-initiated and in session."""
+    step_up = kind is ActionKind.CIT_3DS
+    return Action(
+        kind, at, route, auth.amount.amount_minor, auth.amount.currency,
+        card_present=auth.card_present,
+        customer_in_session=step_up or auth.customer_in_session,
+        is_mit=not (step_up or auth.cit), payment_id=auth.payment_id,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Consultation:
-    """What advice is decided from, besides the scored candidates."""
+    """What advice is decided from: every scored reattempt with its verdict, and the
+    customer-initiated 3DS step-up (the answer to an SCA soft decline) with its own."""
 
-    auth: Authorization
-    history: History
-    rules: Rules
-    now: dt.datetime
-    p_now: Mapping[str, float]  # approval probability of an attempt now, per candidate route
-    prices: Mapping[str, RoutePrice]
-    value_minor: int
+    scored: Sequence[Scored]
+    step_up: Scored | None
+    customer_in_session: bool
 
 
-def advise(scored: Sequence[Scored], c: Consultation) -> Advice:
+def advise(c: Consultation) -> Advice:
     """The best allowed reattempt with a positive expected value, else what the rules allow."""
-    cancel = any(s.verdict.cancel_recurring for s in scored)
-    allowed = [s for s in scored if s.verdict.allowed]
+    cancel = any(s.verdict.cancel_recurring for s in c.scored)
+    allowed = [s for s in c.scored if s.verdict.allowed]
     if allowed:
         best = max(allowed, key=lambda s: (s.net_value_minor, -s.action.at.timestamp()))
         if best.net_value_minor > 0:
-            return Advice(
-                ActionKind(best.action.kind), best.action.at, best.action.route,
-                best.p_approve, best.net_value_minor, best.verdict.rule or "",
-                best.verdict.reason, cancel,
-            )  # fmt: skip
+            return _advice(best, cancel)
         return Advice(
             ActionKind.NO_RETRY, None, "", 0.0, 0, "",
             "no allowed reattempt has a positive expected net value", cancel,
         )  # fmt: skip
-    binding = _binding([s.verdict for s in scored])
+    binding = _binding([s.verdict for s in c.scored])
     if binding is None:
         return Advice(ActionKind.NO_RETRY, None, "", 0.0, 0, "", "no candidate reattempt", cancel)
     if binding.rule == NEEDS_NEW_DATA:
         return Advice(
             ActionKind.UPDATE_CREDENTIALS, None, "", 0.0, 0, binding.rule, binding.reason, cancel
         )
-    if binding.rule == NEEDS_SCA and c.auth.customer_in_session:
-        return _step_up(c, cancel)
+    step_up = c.step_up
+    if binding.rule == NEEDS_SCA and c.customer_in_session and step_up is not None:
+        if step_up.verdict.allowed:
+            return _advice(step_up, cancel)
+        binding = step_up.verdict
     return Advice(
         ActionKind.NO_RETRY, binding.earliest_retry_at, "", 0.0, 0,
         binding.rule or "", binding.reason, cancel,
+    )  # fmt: skip
+
+
+def _advice(chosen: Scored, cancel: bool) -> Advice:
+    action, verdict = chosen.action, chosen.verdict
+    return Advice(
+        ActionKind(action.kind), action.at, action.route, chosen.p_approve,
+        chosen.net_value_minor, verdict.rule or "", verdict.reason, cancel,
     )  # fmt: skip
 
 
@@ -122,24 +129,3 @@ def _binding(verdicts: Sequence[Verdict]) -> Verdict | None:
         return permanent[0]
     never = dt.datetime.max.replace(tzinfo=dt.UTC)
     return min(verdicts, key=lambda v: v.earliest_retry_at or never)
-
-
-def _step_up(c: Consultation, cancel: bool) -> Advice:
-    """An SCA soft decline with the customer present: a customer-initiated 3DS reattempt on the
-    best-priced route, if the guardrail allows it."""
-    route = max(c.p_now, key=lambda r: c.prices[r].net(c.p_now[r], c.value_minor))
-    auth = c.auth
-    action = Action(
-        ActionKind.CIT_3DS, c.now, route, auth.amount.amount_minor, auth.amount.currency,
-        card_present=auth.card_present, customer_in_session=True, is_mit=False,
-    )  # fmt: skip
-    verdict = check(action, c.history, c.rules, c.now)
-    if not verdict.allowed:
-        return Advice(
-            ActionKind.NO_RETRY, None, "", 0.0, 0, verdict.rule or "", verdict.reason, cancel
-        )
-    p = c.p_now[route]
-    return Advice(
-        ActionKind.CIT_3DS, c.now, route, p, c.prices[route].net(p, c.value_minor),
-        verdict.rule or "", verdict.reason, cancel,
-    )  # fmt: skip

@@ -22,8 +22,8 @@ import numpy.typing as npt
 
 from forestgate import errors
 from forestgate.payments.action import Action, ActionKind
-from forestgate.payments.features import Answer, Request
-from forestgate.payments.guardrail import Attempt, History, Rules, check
+from forestgate.payments.featurespec import Answer, Request
+from forestgate.payments.guardrail import Attempt, Verdict
 from forestgate.payments.routetable import RouteTable
 from forestgate.server.decisions.advice import (
     Advice,
@@ -31,13 +31,19 @@ from forestgate.server.decisions.advice import (
     Scored,
     advise,
     candidate_actions,
+    reattempt,
 )
 from forestgate.server.decisions.authorization import Authorization, PastDecline
 from forestgate.server.decisions.features import decline_request, feature_request
-from forestgate.server.decisions.incumbent import incumbent_retry, incumbent_route
+from forestgate.server.decisions.incumbent import (
+    incumbent_advice,
+    incumbent_retry,
+    incumbent_route,
+)
 from forestgate.server.decisions.models import DecisionModels
+from forestgate.server.decisions.records import SeenAttempt
 from forestgate.server.decisions.reference_data import ReferenceData
-from forestgate.server.decisions.state import DecisionState, SeenAttempt
+from forestgate.server.decisions.state import DecisionState, StateOpener
 from forestgate.server.decisions.value import Economics, RoutePrice, approval_value
 from forestgate.server.scoring import ScoringCore
 
@@ -95,62 +101,78 @@ class DecisionCore:
         scoring: ScoringCore,
         *,
         models: DecisionModels,
-        state: DecisionState,
+        open_state: StateOpener,
         routes: RouteTable,
-        rules: Rules,
         config: DecisionConfig,
     ) -> None:
         self.scoring = scoring
         self.models = models
-        self.state = state
         self.routes = routes
-        self.rules = rules
         self.config = config
+        self._open_state = open_state
+        self._state: DecisionState | None = None
         self.fallbacks: dict[str, int] = {}  # reason -> count, read by the metrics collector
 
-    def prepare(self) -> bool:
-        """Start the online state from the approval model's reference data, if it is loaded
+    @property
+    def state(self) -> DecisionState:
+        if self._state is None:
+            raise errors.Unavailable("the decision state opens with the first approval model")
+        return self._state
+
+    async def prepare(self) -> bool:
+        """Open the online state from the approval model's reference data, if it is loaded
         (else the first Score does); whether decisions can be served now."""
+        if self._state is not None:
+            return True
         try:
-            self.state.start(self.models.reference_data().utc_offset_s)
+            offsets = self.models.reference_data().utc_offset_s
         except (errors.Unavailable, errors.NotFound, errors.BundleError) as exc:
             log.warning("decisions are not ready: %s", exc)
             return False
+        self._state = await self._open_state(offsets)
         return True
+
+    async def close(self) -> None:
+        """Save or release the online state (the memory store writes its snapshot)."""
+        if self._state is not None:
+            await self._state.close()
 
     async def score(
         self, auth: Authorization, deadline_ns: int | None = None, trace: object = None
     ) -> Decision:
         self.scoring.readiness.check()
         world = self.models.reference_data()
-        self.state.start(world.utc_offset_s)
         if auth.amount.currency not in world.usd_per_unit:
             raise errors.InvalidInput(
                 f"amount.currency: {auth.amount.currency} has no exchange rate on this server"
             )
+        await self.prepare()
+        state = self.state
         decline = auth.declines[-1] if auth.advise_retry else None
         priced = auth.routes if decline is None else (*auth.routes, decline.route_id)
         prices = self.models.pricing().routes(auth, tuple(dict.fromkeys(priced)))
-        seen = self.state.seen(auth.id)
+        seen = await state.seen(auth.id)
         if seen is not None and seen.reported:
             raise errors.InvalidInput(
                 f"authorization_id: {auth.id!r} was already reported; a new attempt needs a new id"
             )
-        request = feature_request(auth, world, attempt_id=self.state.next_attempt_id())
-        history = self._history(auth, world)
+        request = feature_request(auth, world, attempt_id=state.next_attempt_id())
+        for past in auth.declines:
+            await self._adopt(auth, past, world)
         try:
             decision = await self._modelled(
-                auth, request=request, decline=decline, history=history, prices=prices,
+                auth, request=request, decline=decline, prices=prices,
                 deadline_ns=self._budget(deadline_ns), trace=trace,
             )  # fmt: skip
         except FALLBACK_ERRORS as exc:
-            decision = self._incumbent(auth, history, prices, _reason(exc))
-        self._remember(auth, request, decision.chosen_route)
+            decision = await self._incumbent(auth, prices, _reason(exc))
+        await self._remember(auth, request, decision.chosen_route)
         return decision
 
-    def report(self, outcome: Outcome) -> bool:
+    async def report(self, outcome: Outcome) -> bool:
         """Record the issuer's answer; NotFound for an id Score never decided (or forgot)."""
-        seen = self.state.seen(outcome.authorization_id)
+        await self.prepare()
+        seen = await self.state.seen(outcome.authorization_id)
         if seen is None:
             raise errors.NotFound(
                 f"authorization_id: {outcome.authorization_id!r} is not an attempt this server "
@@ -160,7 +182,7 @@ class DecisionCore:
         route = outcome.route_id or seen.request.route_id
         if route not in self.routes.routes:
             raise errors.InvalidInput(f"route_id: unknown route {route!r}")
-        return self.state.report(outcome.authorization_id, answer, route, outcome.at)
+        return await self.state.report(outcome.authorization_id, answer, route)
 
     async def _modelled(
         self,
@@ -168,14 +190,13 @@ class DecisionCore:
         *,
         request: Request,
         decline: PastDecline | None,
-        history: History,
         prices: Mapping[str, RoutePrice],
         deadline_ns: int,
         trace: object,
     ) -> Decision:
         try:
-            rows = self.state.approval_rows(request, auth.routes)
-            retry_job = None if decline is None else self._retry_rows(auth, decline)
+            rows = await self.state.approval_rows(request, auth.routes)
+            retry_job = None if decline is None else await self._retry_rows(auth, decline)
         except errors.InvalidInput as exc:
             raise FeaturesUnavailable(str(exc)) from exc
         approval_call = self.scoring.probabilities(self.models.approval, rows, deadline_ns, trace)
@@ -191,65 +212,65 @@ class DecisionCore:
         value = approval_value(auth, self.config.economics)
         ranked = _ranked(p_now, prices, value)
         advice = None
-        if decline is not None and retry_job is not None:
-            advice = self._advice(
-                auth, history=history, candidates=retry_job[0], p_now=p_now, p_retry=p_retry,
-                prices=prices, value=value,
-            )  # fmt: skip
+        if retry_job is not None:
+            scored = _Scoring(p_now, p_retry, prices, value)
+            advice = await self._advice(auth, retry_job[0], scored)
         versions = [(model.name, model.version)]
         if retry_model is not None:
             versions.append((retry_model.name, retry_model.version))
         return Decision(auth.id, ranked[0].route_id, ranked, advice, tuple(versions))
 
-    def _retry_rows(
+    async def _retry_rows(
         self, auth: Authorization, decline: PastDecline
     ) -> tuple[list[tuple[Action, int]], F32]:
         """The candidate reattempts and the retry model's rows for the delayed ones."""
-        now = auth.at
-        candidates = candidate_actions(auth, decline, now, self.models.retry_delays_s())
-        declined = self._decline_features(auth, decline)
+        candidates = candidate_actions(auth, decline, auth.at, self.models.retry_delays_s())
+        declined = await self._decline_features(auth, decline)
         declined_at_s = decline.ts_ms // 1000
         pairs = [
             (int(a.at.timestamp()) - declined_at_s, a.route)
             for a, _ in candidates
             if a.kind is ActionKind.RETRY
         ]
-        rows = self.state.retry_rows(declined, pairs) if pairs else np.zeros((0, 0), np.float32)
-        return candidates, rows
+        return candidates, await self.state.retry_rows(declined, pairs)
 
-    def _advice(
-        self,
-        auth: Authorization,
-        *,
-        history: History,
-        candidates: Sequence[tuple[Action, int]],
-        p_now: Mapping[str, float],
-        p_retry: F32,
-        prices: Mapping[str, RoutePrice],
-        value: int,
+    async def _advice(
+        self, auth: Authorization, candidates: Sequence[tuple[Action, int]], scoring: _Scoring
     ) -> Advice:
+        """Every candidate checked by the guardrail in one call, then the advice."""
         now = auth.at
+        best_now = max(scoring.p_now, key=lambda r: scoring.net(r, scoring.p_now[r], 0))
+        step_up = reattempt(auth, ActionKind.CIT_3DS, now, best_now)
+        actions = [a for a, _ in candidates] + [step_up]
+        verdicts = await self._check(auth, actions)
+        retry_p = iter(scoring.p_retry.tolist())
         scored = []
-        retry_p = iter(p_retry.tolist())
-        for action, delay_s in candidates:
-            p = next(retry_p) if action.kind is ActionKind.RETRY else p_now[action.route]
-            verdict = check(action, history, self.rules, now)
-            net = prices[action.route].net(p, value, delay_s)
-            scored.append(Scored(action, p, net, verdict))
-        consultation = Consultation(auth, history, self.rules, now, p_now, prices, value)
-        return advise(scored, consultation)
+        for (action, delay_s), verdict in zip(candidates, verdicts, strict=False):
+            p = next(retry_p) if action.kind is ActionKind.RETRY else scoring.p_now[action.route]
+            scored.append(Scored(action, p, scoring.net(action.route, p, delay_s), verdict))
+        p_step = scoring.p_now[best_now]
+        step = Scored(step_up, p_step, scoring.net(best_now, p_step, 0), verdicts[-1])
+        return advise(Consultation(scored, step, auth.customer_in_session))
 
-    def _incumbent(
-        self,
-        auth: Authorization,
-        history: History,
-        prices: Mapping[str, RoutePrice],
-        reason: str,
+    async def _check(self, auth: Authorization, actions: list[Action]) -> list[Verdict]:
+        try:
+            return await self.state.check(auth.card.card_key, auth.merchant.id, actions, auth.at)
+        except errors.InvalidInput as exc:
+            raise errors.InvalidInput(
+                f"time: before attempts already recorded for this card at this merchant ({exc})"
+            ) from None
+
+    async def _incumbent(
+        self, auth: Authorization, prices: Mapping[str, RoutePrice], reason: str
     ) -> Decision:
         self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
         order = incumbent_route(auth, self.routes, prices)
         routes = tuple(RouteResult(r, float("nan"), 0, prices[r]) for r in order)
-        advice = incumbent_retry(auth, history, self.rules, auth.at) if auth.advise_retry else None
+        advice = None
+        if auth.advise_retry:
+            action = incumbent_retry(auth, auth.at)
+            verdict = None if action is None else (await self._check(auth, [action]))[0]
+            advice = incumbent_advice(action, verdict)
         return Decision(auth.id, order[0], routes, advice, (), reason)
 
     def _budget(self, deadline_ns: int | None) -> int:
@@ -258,41 +279,46 @@ class DecisionCore:
             return now + self.config.budget_us * 1000
         return now + int(max(0, deadline_ns - now) * self.config.model_share)
 
-    def _history(self, auth: Authorization, world: ReferenceData) -> History:
-        """The card's attempts at this merchant up to now, with the consultation's declines the
-        server has not seen added (the switch knows them; counters must too)."""
-        for past in auth.declines:
-            self._adopt(auth, past, world)
-        now = auth.at
-        full = self.state.history(auth.card.card_key, auth.merchant.id)
-        return History(
-            full.card_key, full.merchant_id, tuple(a for a in full.attempts if a.at <= now)
-        )
-
-    def _adopt(self, auth: Authorization, past: PastDecline, world: ReferenceData) -> None:
+    async def _adopt(self, auth: Authorization, past: PastDecline, world: ReferenceData) -> None:
         """Record a decline the consultation names, unless its outcome is already known: the
         switch knows it, so the counters must too. One Score never saw is remembered first."""
         key = _decline_key(auth, past)
-        seen = self.state.seen(key)
+        seen = await self.state.seen(key)
         if seen is None:
-            request = decline_request(auth, past, world, attempt_id=self.state.next_attempt_id())
-            self.state.remember(key, SeenAttempt(request, _attempt(auth, request)))
+            attempt_id = self.state.next_attempt_id()
+            request = decline_request(auth, past, world, attempt_id=attempt_id)
+            await self.state.remember(key, SeenAttempt(request, _attempt(auth, request)))
         elif seen.reported:
             return
-        at = dt.datetime.fromtimestamp(past.ts_ms / 1000, dt.UTC)
         answer = Answer(False, past.response_code, past.merchant_advice_code)
-        self.state.report(key, answer, past.route_id, at)
+        try:
+            await self.state.report(key, answer, past.route_id)
+        except errors.InvalidInput as exc:
+            raise errors.InvalidInput(f"declines: {exc}") from None
 
-    def _decline_features(self, auth: Authorization, decline: PastDecline) -> Request:
-        """The features request of the decline to retry (recorded by `_history`)."""
-        seen = self.state.seen(_decline_key(auth, decline))
+    async def _decline_features(self, auth: Authorization, decline: PastDecline) -> Request:
+        """The features request of the decline to retry (recorded by `_adopt`)."""
+        seen = await self.state.seen(_decline_key(auth, decline))
         if seen is None:
             raise FeaturesUnavailable(f"decline {decline.authorization_id!r} was forgotten")
         return seen.request
 
-    def _remember(self, auth: Authorization, request: Request, route: str) -> None:
+    async def _remember(self, auth: Authorization, request: Request, route: str) -> None:
         request = dataclasses.replace(request, route_id=route)
-        self.state.remember(auth.id, SeenAttempt(request, _attempt(auth, request)))
+        await self.state.remember(auth.id, SeenAttempt(request, _attempt(auth, request)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Scoring:
+    """The models' probabilities for one consultation and how they turn into value."""
+
+    p_now: Mapping[str, float]
+    p_retry: F32
+    prices: Mapping[str, RoutePrice]
+    value: int
+
+    def net(self, route: str, p: float, delay_s: int) -> int:
+        return self.prices[route].net(p, self.value, delay_s)
 
 
 def _decline_key(auth: Authorization, decline: PastDecline) -> str:

@@ -10,9 +10,9 @@ import datetime as dt
 from collections.abc import Mapping
 
 from forestgate.payments.action import Action, ActionKind
-from forestgate.payments.guardrail import History, Rules, check
+from forestgate.payments.guardrail import Verdict
 from forestgate.payments.routetable import RouteTable
-from forestgate.server.decisions.advice import Advice
+from forestgate.server.decisions.advice import Advice, reattempt
 from forestgate.server.decisions.authorization import Authorization
 from forestgate.server.decisions.value import RoutePrice
 
@@ -32,27 +32,26 @@ def incumbent_route(
     return sorted(auth.routes, key=order)
 
 
-def incumbent_retry(
-    auth: Authorization, history: History, rules: Rules, now: dt.datetime
-) -> Advice:
-    """The fixed schedule's next retry, on the declined route, if the guardrail allows it."""
+def incumbent_retry(auth: Authorization, now: dt.datetime) -> Action | None:
+    """The fixed schedule's next retry on the declined route; None once it is exhausted."""
     declines = auth.declines
     if len(declines) > len(SCHEDULE_DAYS):
-        return Advice(ActionKind.NO_RETRY, None, "", 0.0, 0, "", "fixed schedule exhausted")
+        return None
     first = dt.datetime.fromtimestamp(declines[0].ts_ms / 1000, dt.UTC)
     at = max(now, first + dt.timedelta(days=SCHEDULE_DAYS[len(declines) - 1]))
-    action = Action(
-        ActionKind.RETRY, at, declines[-1].route_id, auth.amount.amount_minor,
-        auth.amount.currency, card_present=auth.card_present,
-        customer_in_session=auth.customer_in_session, is_mit=not auth.cit,
-    )  # fmt: skip
-    verdict = check(action, history, rules, now)
+    return reattempt(auth, ActionKind.RETRY, at, declines[-1].route_id)
+
+
+def incumbent_advice(action: Action | None, verdict: Verdict | None) -> Advice:
+    """The incumbent's retry, if the guardrail allowed it."""
+    if action is None or verdict is None:
+        return Advice(ActionKind.NO_RETRY, None, "", 0.0, 0, "", "fixed schedule exhausted")
     if not verdict.allowed:
         return Advice(
             ActionKind.NO_RETRY, verdict.earliest_retry_at, "", 0.0, 0, verdict.rule or "",
             verdict.reason, verdict.cancel_recurring,
         )  # fmt: skip
     return Advice(
-        ActionKind.RETRY, at, action.route, 0.0, 0, verdict.rule or "", verdict.reason,
+        ActionKind.RETRY, action.at, action.route, 0.0, 0, verdict.rule or "", verdict.reason,
         verdict.cancel_recurring,
     )  # fmt: skip

@@ -1,124 +1,136 @@
-"""The online state decisions read and update: the feature state (velocity counters and trailing
-approval rates), the guardrail's attempt history per card and merchant, and the attempts Score
-has seen, by authorization id, so ReportOutcome and later retry consultations can find them.
+"""The online state decisions read and update, in one place: the features (velocity counters,
+trailing approval rates), the guardrail's ledgers (one per card and merchant), and the attempts
+Score decided, by authorization id, for ReportOutcome and later retry consultations.
 
-Every method is synchronous and never awaits in the middle of an update, so on the server's one
-event loop each is atomic. Memory is bounded: the attempts table keeps the newest
-``max_attempts`` ids, and histories drop attempts older than the longest guardrail window.
+Two backends, chosen by ``--online-store``: in process (``memory``, saved to
+``--online-snapshot`` on graceful shutdown and loaded at start), or a Redis URL that several
+replicas share. The feature state needs each country's clock, which comes with the approval
+model's reference data, so the state is opened once that model is loaded.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
+import redis.asyncio as aioredis
 
-from forestgate.errors import InvalidInput, Unavailable
-from forestgate.payments.features import Answer, FeatureState, Request
-from forestgate.payments.guardrail import Attempt, History
+from forestgate.payments.action import Action
+from forestgate.payments.codes import ResponseCodes
+from forestgate.payments.featurespec import Answer, Request
+from forestgate.payments.guardrail import Rules, Verdict
+from forestgate.payments.history import Attempt
+from forestgate.payments.routetable import RouteTable
+from forestgate.payments.vectors import F32
+from forestgate.server.decisions.records import SeenAttempt
+from forestgate.server.decisions.shared_stores import RedisAttempts, RedisLedgers
+from forestgate.server.decisions.stores import MemoryAttempts, MemoryLedgers
+from forestgate.server.online.memory import MemoryFeatures
+from forestgate.server.online.shared import RedisFeatures
+from forestgate.server.online.store import OnlineFeatures
 
-F32 = npt.NDArray[np.float32]
-# The longest window any guardrail counter looks back (Visa's and Mastercard's 30 days), with a
-# day to spare for clock skew between replicas.
-HISTORY_WINDOW = dt.timedelta(days=31)
+
+class Ledgers(Protocol):
+    async def check(
+        self, card_key: str, merchant_id: str, actions: Sequence[Action], now: dt.datetime
+    ) -> list[Verdict]: ...
+    async def record(self, attempt: Attempt) -> None: ...
+    async def close(self) -> None: ...
 
 
-@dataclass(slots=True)
-class SeenAttempt:
-    """An attempt Score decided: its features request, and its guardrail record once answered."""
-
-    request: Request
-    attempt: Attempt  # approved/response code are placeholders until the outcome arrives
-    reported: bool = False
+class Attempts(Protocol):
+    async def get(self, authorization_id: str) -> SeenAttempt | None: ...
+    async def put(self, authorization_id: str, seen: SeenAttempt) -> None: ...
+    async def answer(
+        self, authorization_id: str, route_id: str, approved: bool, code: str, advice: str | None
+    ) -> SeenAttempt | None: ...
+    async def close(self) -> None: ...
 
 
 class DecisionState:
-    def __init__(
-        self, make_features: Callable[[Mapping[str, int]], FeatureState], *, max_attempts: int
-    ) -> None:
-        # The feature state needs each country's clock, which comes with the first approval
-        # model loaded: it is built then.
-        self._make_features = make_features
-        self._features: FeatureState | None = None
-        self.max_attempts = max_attempts
-        self._seen: OrderedDict[str, SeenAttempt] = OrderedDict()
-        self._histories: dict[tuple[str, str], list[Attempt]] = {}
-        self._next_id = 0
-        self.late_outcomes = 0  # outcomes older than what the feature state has seen
+    def __init__(self, features: OnlineFeatures, ledgers: Ledgers, attempts: Attempts) -> None:
+        self.features = features
+        self.ledgers = ledgers
+        self.attempts = attempts
 
-    def start(self, utc_offset_s: Mapping[str, int]) -> None:
-        if self._features is None:
-            self._features = self._make_features(utc_offset_s)
+    @staticmethod
+    def next_attempt_id() -> int:
+        """The feature state's id of a new attempt (it orders attempts of one timestamp and
+        keys declines): random 62 bits, so replicas and restarts never reuse one."""
+        return secrets.randbits(62)
 
-    @property
-    def features(self) -> FeatureState:
-        if self._features is None:
-            raise Unavailable("the online feature state starts with the first approval model")
-        return self._features
+    async def seen(self, authorization_id: str) -> SeenAttempt | None:
+        return await self.attempts.get(authorization_id)
 
-    def next_attempt_id(self) -> int:
-        self._next_id += 1
-        return self._next_id
+    async def remember(self, authorization_id: str, seen: SeenAttempt) -> None:
+        await self.attempts.put(authorization_id, seen)
 
-    def seen(self, authorization_id: str) -> SeenAttempt | None:
-        return self._seen.get(authorization_id)
-
-    def remember(self, authorization_id: str, seen: SeenAttempt) -> None:
-        """Keep a decided attempt until its outcome (and a later consultation) needs it."""
-        self._seen[authorization_id] = seen
-        self._seen.move_to_end(authorization_id)
-        while len(self._seen) > self.max_attempts:
-            self._seen.popitem(last=False)
-
-    def report(self, authorization_id: str, answer: Answer, route_id: str, at: dt.datetime) -> bool:
+    async def report(self, authorization_id: str, answer: Answer, route_id: str) -> bool:
         """Record the outcome of a remembered attempt; False if it was already reported."""
-        seen = self._seen.get(authorization_id)
+        seen = await self.attempts.answer(
+            authorization_id, route_id, answer.approved, answer.response_code,
+            answer.merchant_advice_code,
+        )  # fmt: skip
         if seen is None:
-            raise KeyError(authorization_id)
-        if seen.reported:
             return False
-        seen.reported = True
-        request = dataclasses.replace(seen.request, route_id=route_id)
-        attempt = dataclasses.replace(
-            seen.attempt,
-            route=route_id,
-            approved=answer.approved,
-            response_code=answer.response_code,
-            merchant_advice_code=answer.merchant_advice_code,
-        )
-        seen.request, seen.attempt = request, attempt
-        self._observe(request, answer)
-        self._record(attempt, at)
+        await self.features.observe(seen.request, answer)
+        await self.ledgers.record(seen.attempt)
         return True
 
-    def history(self, card_key: str, merchant_id: str) -> History:
-        return History(
-            card_key, merchant_id, tuple(self._histories.get((card_key, merchant_id), ()))
+    async def check(
+        self, card_key: str, merchant_id: str, actions: Sequence[Action], now: dt.datetime
+    ) -> list[Verdict]:
+        return await self.ledgers.check(card_key, merchant_id, actions, now)
+
+    async def approval_rows(self, request: Request, route_ids: Sequence[str]) -> F32:
+        return await self.features.approval_rows(request, route_ids)
+
+    async def retry_rows(self, decline: Request, candidates: Sequence[tuple[int, str]]) -> F32:
+        return await self.features.retry_rows(decline, candidates)
+
+    async def close(self) -> None:
+        for part in (self.features, self.ledgers, self.attempts):
+            await part.close()
+
+
+StateOpener = Callable[[Mapping[str, int]], Awaitable[DecisionState]]
+
+
+def state_opener(
+    store: str,
+    *,
+    snapshot_dir: Path | None,
+    routes: RouteTable,
+    codes: ResponseCodes,
+    rules: Rules,
+    max_attempts: int,
+) -> StateOpener:
+    """How the state opens once the countries' clocks are known: ``store`` is ``memory`` or a
+    redis:// URL."""
+
+    async def open_state(utc_offset_s: Mapping[str, int]) -> DecisionState:
+        if store == "memory":
+            features: OnlineFeatures = MemoryFeatures.open(
+                routes=routes, codes=codes, utc_offset_s=utc_offset_s,
+                snapshot_path=None if snapshot_dir is None else snapshot_dir / "features.json",
+            )  # fmt: skip
+            ledgers: Ledgers = MemoryLedgers(rules, snapshot=_file(snapshot_dir, "ledgers"))
+            attempts: Attempts = MemoryAttempts(
+                max_attempts=max_attempts, snapshot=_file(snapshot_dir, "attempts")
+            )
+            return DecisionState(features, ledgers, attempts)
+        features = await RedisFeatures.connect(
+            store, routes=routes, codes=codes, utc_offset_s=utc_offset_s
         )
+        ledgers = RedisLedgers(aioredis.Redis.from_url(store), rules)
+        attempts = RedisAttempts(aioredis.Redis.from_url(store))
+        return DecisionState(features, ledgers, attempts)
 
-    def approval_rows(self, request: Request, route_ids: tuple[str, ...]) -> F32:
-        return np.stack([self.features.approval(request, route) for route in route_ids])
+    return open_state
 
-    def retry_rows(self, decline: Request, candidates: list[tuple[int, str]]) -> F32:
-        return np.stack(
-            [self.features.retry(decline, delay_s=d, route_id=r) for d, r in candidates]
-        )
 
-    def _observe(self, request: Request, answer: Answer) -> None:
-        try:
-            self.features.observe(request, answer)
-        except InvalidInput:
-            # The reference state takes attempts in time order only; a late outcome still
-            # counts for the guardrail below, but not for the velocity features.
-            self.late_outcomes += 1
-
-    def _record(self, attempt: Attempt, now: dt.datetime) -> None:
-        key = (attempt.card_key, attempt.merchant_id)
-        kept = [a for a in self._histories.get(key, ()) if a.at >= now - HISTORY_WINDOW]
-        kept.append(attempt)
-        self._histories[key] = kept
+def _file(directory: Path | None, name: str) -> Path | None:
+    return None if directory is None else directory / f"{name}.json"

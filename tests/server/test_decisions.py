@@ -5,6 +5,7 @@ online state, and the incumbent answers (and is counted) when a model cannot."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -59,7 +61,7 @@ def test_probabilities_are_the_models_on_the_payments_features(
     auth = authorization(msg, core.routes)
     world = core.models.reference_data()
     request = feature_request(auth, world, attempt_id=10**9)
-    rows = np.stack([core.state.features.approval(request, r) for r in ALL_ROUTES])
+    rows = np.stack([core.state.features.state.approval(request, r) for r in ALL_ROUTES])
     p = _model(served, "approval").predict_calibrated(rows)
     expected = dict(zip(ALL_ROUTES, p, strict=True))
     got = stub.Score(msg, timeout=5)
@@ -94,10 +96,12 @@ def test_an_outcome_updates_the_cards_velocity_and_is_recorded_once(
     request = feature_request(authorization(later, core.routes), core.models.reference_data(),
                               attempt_id=10**9 + 1)  # fmt: skip
     features = dict(zip(_model(served, "approval").manifest.feature_names,
-                        core.state.features.approval(request), strict=True))  # fmt: skip
+                        core.state.features.state.approval(request), strict=True))  # fmt: skip
     assert features["card_attempts_24h"] == 1 and features["card_declines_24h"] == 1
-    history = core.state.history(authorization(first, core.routes).card.card_key, "M0001")
-    assert [(a.route, a.response_code) for a in history.attempts] == [(decided.chosen_route, "51")]
+    ledger = core.state.ledgers.ledger(authorization(first, core.routes).card.card_key, "M0001")
+    assert ledger is not None and ledger.newest_at == NOW
+    seen = _run_on(served, core.state.seen(first.authorization_id))
+    assert (seen.attempt.route, seen.attempt.response_code) == (decided.chosen_route, "51")
 
 
 def test_an_outcome_for_an_unknown_id_is_not_found(stub: pb_grpc.ScoringStub) -> None:
@@ -206,6 +210,11 @@ def test_the_incumbent_answers_while_the_approval_model_is_unloaded(trained: Tra
         assert not back.fallback
         text = _metrics_text(server)
         assert 'forestgate_decision_fallbacks_total{reason="model_not_loaded"} 1.0' in text
+
+
+def _run_on(server: LiveServer, coroutine: Any) -> Any:
+    """Await on the server's own loop (the state belongs to it)."""
+    return asyncio.run_coroutine_threadsafe(coroutine, server.loop).result(10)
 
 
 def _metrics_text(server: LiveServer) -> str:
