@@ -18,11 +18,18 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrars() -> list[Register]:
     from forestgate.clients.load import cli as load_cli
+    from forestgate.clients.simulate import cli as simulate_cli
     from forestgate.compiler import cli as compiler_cli
     from forestgate.server import cli as server_cli
     from forestgate.training import cli as training_cli
 
-    return [compiler_cli.register, server_cli.register, training_cli.register, load_cli.register]
+    return [
+        compiler_cli.register,
+        server_cli.register,
+        training_cli.register,
+        load_cli.register,
+        simulate_cli.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
