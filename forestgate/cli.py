@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from forestgate import __version__
 from forestgate.errors import ForestGateError, UserError, VerificationError
@@ -30,6 +31,17 @@ def _registrars() -> list[Register]:
         load_cli.register,
         simulate_cli.register,
     ]
+
+
+def one_line_errors(parser: argparse.ArgumentParser, command: str) -> None:
+    """Make ``parser`` report a bad flag on one line, as the commands report a UserError, and
+    exit 2 without printing the usage block."""
+
+    def error(message: str) -> NoReturn:
+        print(f"forestgate {command}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = error  # type: ignore[method-assign]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,10 +8,10 @@ import asyncio
 import json
 import math
 import os
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from forestgate.cli import one_line_errors
 from forestgate.clients.simulate import SimulateError
 
 DESCRIPTION = """\
@@ -51,12 +51,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sim.add_argument("--json", type=Path, default=None, metavar="PATH",
                      help="also write the numbers as JSON to PATH")  # fmt: skip
     sim.set_defaults(run=run_simulate)
-
-    def one_line_error(message: str) -> NoReturn:
-        print(f"forestgate simulate: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    sim.error = one_line_error  # type: ignore[method-assign]
+    one_line_errors(sim, "simulate")
 
 
 def validate(args: argparse.Namespace) -> None:
