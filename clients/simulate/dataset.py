@@ -49,6 +49,11 @@ class LoggedAttempt:
     response_code: str
     merchant_advice_code: str  # "" when none
     true_family: str  # the generator's reason family ("approved", "technical", ...)
+    kind: str = ""  # retry_kind: "" for a first attempt, "retry", "cascade", "cit_3ds", ...
+
+    @property
+    def step_up(self) -> bool:
+        return self.kind == "cit_3ds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +143,8 @@ def load(data_dir: Path, *, limit: int | None = None) -> DataSet:
     margin = _lookup(read(data_dir, "merchants.parquet"), "merchant_id", "gross_margin")
     by_payment: dict[str, list[LoggedAttempt]] = {}
     for row in later.to_pylist():
+        if row["retry_kind"] == "new_card":
+            continue  # another card: its truth is not this payment's
         by_payment.setdefault(row["payment_id"], []).append(_logged(row, truth))
     routes = read(data_dir, "routes.parquet").to_pylist()
     payments = [
@@ -174,6 +181,7 @@ def _logged(row: dict[str, Any], truth: dict[int, tuple[dict[str, float], str]])
         response_code=str(row["response_code"]),
         merchant_advice_code=row["merchant_advice_code"] or "",
         true_family=family,
+        kind=row["retry_kind"] or "",
     )
 
 

@@ -124,10 +124,11 @@ async def run_payment(
         verdict = ledger.check(payment, _action(payment, wanted, at), now=last.at)
         result.violations += not verdict.allowed
         after = Decline(last.at, last.route_id, last.response_code, last.family)
-        answer = truth.reattempt(payment, wanted.route_id, at, after, draws)
+        step_up = wanted.kind is ActionKind.CIT_3DS
+        answer = truth.reattempt(payment, wanted.route_id, at, after, draws, step_up=step_up)
         attempt = _attempted(
             truth, payment, wanted.authorization_id, wanted.kind, at=at,
-            route_id=wanted.route_id, answer=answer, three_ds=wanted.kind is ActionKind.CIT_3DS,
+            route_id=wanted.route_id, answer=answer, three_ds=step_up,
         )  # fmt: skip
         await _send(policy, ledger, payment, result, attempt)
     return result

@@ -102,9 +102,10 @@ def table_rows(forestgate: Summary, incumbent: Summary) -> list[tuple[str, str, 
     for label, name, fmt in ROWS:
         ours, theirs = getattr(forestgate, name), getattr(incumbent, name)
         difference = ours - theirs
-        delta = fmt.format(difference) if not fmt.endswith("%}") else f"{difference * 100:+.2f} pp"
-        if fmt.endswith("%}") is False and isinstance(difference, int | float) and difference > 0:
-            delta = "+" + delta
+        if fmt.endswith("%}"):
+            delta = f"{difference * 100:+.2f} pp"
+        else:
+            delta = ("+" if difference > 0 else "") + fmt.format(difference)
         rows.append((label, fmt.format(ours), fmt.format(theirs), delta))
     return rows
 

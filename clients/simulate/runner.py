@@ -36,15 +36,14 @@ async def run_all(
             payment = queue.get_nowait()
             card = Ledger.key(payment)[0]
             # Taken right after the payment leaves the queue (no await in between), so the
-            # lock's FIFO order is the payments' time order.
+            # lock's FIFO order is the payments' time order. Locks are kept (one per card):
+            # dropping one a waiter still holds would let two payments of a card overlap.
             lock = locks.setdefault(card, asyncio.Lock())
             async with lock:
                 result = await run_payment(
                     payment, policy, truth=truth, ledger=ledger, seed=seed,
                     max_attempts=max_attempts,
                 )  # fmt: skip
-            if not lock.locked() and locks.get(card) is lock:
-                del locks[card]
             results[payment.index] = result
             on_done(result)
 

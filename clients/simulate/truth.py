@@ -123,6 +123,7 @@ class GroundTruth:
 
     def _learn(self, attempts: pa.Table, issuers: dict[str, str]) -> None:
         cols = ("attempt_id", "parent_attempt_id", "retry_kind", "ts_utc", "brand", "bin8")
+        cols = (*cols, "credential_changed")
         rows = attempts.select([*cols, "approved", "response_code", "merchant_advice_code"])
         by_id: dict[int, dict[str, object]] = {}
         for r in rows.to_pylist():
@@ -142,17 +143,26 @@ class GroundTruth:
                 str(before["brand"]), str(before["response_code"]), r["ts_utc"].date()
             )
             delay = (r["ts_utc"] - before["ts_utc"]).total_seconds()
-            for key in ((fam, delay_bucket(delay)), (fam,), ()):
+            mode = _mode(r["retry_kind"] == "cit_3ds", bool(r["credential_changed"]))
+            for key in self._cells(fam, mode, delay):
                 self._recovered.setdefault(key, [0, 0])[bool(r["approved"])] += 1
             if not r["approved"]:
                 self.retry_mix.add(((fam, r["brand"]), (r["brand"],)), pair)
 
-    def recovery_rate(self, family: str, delay_s: float) -> float:
+    @staticmethod
+    def _cells(family: str, mode: str, delay_s: float) -> tuple[Hashable, ...]:
+        """Recovery cells, finest first, never mixing modes: a 3DS step-up or re-entered card
+        data recovers unlike a plain reattempt."""
+        return ((family, mode, delay_bucket(delay_s)), (family, mode), (mode,))
+
+    def recovery_rate(self, family: str, delay_s: float, *, step_up: bool = False) -> float:
         """The log's approval share of reattempts after a ``family`` decline at about
-        ``delay_s``, from the finest cell with MIN_SAMPLES reattempts."""
-        for key in ((family, delay_bucket(delay_s)), (family,), ()):
+        ``delay_s``, plain or a 3DS step-up, from the finest cell with MIN_SAMPLES reattempts
+        (the simulator never changes card data: no account updater, no re-entry)."""
+        cells = self._cells(family, _mode(step_up, credential_changed=False), delay_s)
+        for key in cells:
             declined, approved = self._recovered.get(key, [0, 0])
-            if declined + approved >= MIN_SAMPLES or key == ():
+            if declined + approved >= MIN_SAMPLES or key == cells[-1]:
                 return approved / max(declined + approved, 1)
         raise AssertionError("unreachable")
 
@@ -180,16 +190,24 @@ class GroundTruth:
         return self._answer(code, mac, route_id, p_route)
 
     def reattempt(
-        self, payment: Payment, route_id: str, at: dt.datetime, after: Decline, draws: Draws
+        self,
+        payment: Payment,
+        route_id: str,
+        at: dt.datetime,
+        after: Decline,
+        draws: Draws,
+        *,
+        step_up: bool = False,
     ) -> Answer:
-        """A reattempt of ``payment`` on ``route_id`` at ``at``, following the decline
-        ``after``."""
+        """A reattempt of ``payment`` on ``route_id`` at ``at`` following the decline ``after``;
+        ``step_up``: authenticated with 3DS by the customer in session."""
         delay = (at - after.at).total_seconds()
-        twin = _same_time(payment.reattempts, at, delay)
+        same_kind = [a for a in payment.reattempts if a.step_up == step_up]
+        twin = _same_time(same_kind, at, delay)
         if twin is not None and route_id in twin.p_by_route:
             p = twin.p_by_route[route_id]
         else:
-            p = self._modelled(payment.first, route_id, after, delay)
+            p = self._modelled(payment.first, route_id, after, delay, step_up=step_up)
         if draws.approve < p:
             return Answer(True, "00", "", p)
         if twin is not None and twin.route_id == route_id and not twin.approved:
@@ -198,7 +216,9 @@ class GroundTruth:
         code, mac = self.retry_mix.draw(((after.family, brand), (brand,)), draws.code)
         return self._answer(code, mac, route_id, p)
 
-    def _modelled(self, first: LoggedAttempt, route_id: str, after: Decline, delay: float) -> float:
+    def _modelled(
+        self, first: LoggedAttempt, route_id: str, after: Decline, delay: float, *, step_up: bool
+    ) -> float:
         """Recovery rate x the first attempt's true ratio between the new and the declined
         route: a card no route would approve (a hard state, a blocked pair) stays declined."""
         p_new = first.p_by_route.get(route_id, 0.0)
@@ -206,10 +226,14 @@ class GroundTruth:
         if p_new <= 0.0:
             return 0.0
         ratio = p_new / p_old if p_old > 0 else 1.0
-        return min(1.0, self.recovery_rate(after.family, delay) * ratio)
+        return min(1.0, self.recovery_rate(after.family, delay, step_up=step_up) * ratio)
 
     def _answer(self, code: str, mac: str, route_id: str, p: float) -> Answer:
         return Answer(False, code, mac if route_id in self.mac_routes else "", p)
+
+
+def _mode(step_up: bool, credential_changed: bool) -> str:
+    return "3ds" if step_up else "changed" if credential_changed else "plain"
 
 
 def _same_time(

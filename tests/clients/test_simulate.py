@@ -100,6 +100,12 @@ def test_recovery_rates_come_from_the_log(world: World) -> None:
     technical = world.truth.recovery_rate("technical", 3_600)
     hard = world.truth.recovery_rate("hard", 86_400)
     assert technical > 0.5 and hard < 0.1
+    # A 3DS step-up after an SCA decline recovers; re-entered card data (customer retries in
+    # the log) is never pooled with the plain reattempts the simulator sends.
+    assert world.truth.recovery_rate("sca", 150, step_up=True) > 0.5
+    assert world.truth.recovery_rate("data", 150) < 0.1
+    kinds = {a.kind for p in world.payments for a in p.reattempts}
+    assert "new_card" not in kinds and "retry" in kinds
 
 
 def test_the_incumbent_route_is_the_logging_policys_incumbent(world: World) -> None:
