@@ -122,9 +122,9 @@ class GroundTruth:
         return self._families[key]
 
     def _learn(self, attempts: pa.Table, issuers: dict[str, str]) -> None:
-        cols = ("attempt_id", "parent_attempt_id", "retry_kind", "ts_utc", "brand", "bin8")
-        cols = (*cols, "credential_changed")
-        rows = attempts.select([*cols, "approved", "response_code", "merchant_advice_code"])
+        cols = ["attempt_id", "parent_attempt_id", "retry_kind", "ts_utc", "brand", "bin8"]
+        cols += ["credential_changed", "approved", "response_code", "merchant_advice_code"]
+        rows = attempts.select(cols)
         by_id: dict[int, dict[str, object]] = {}
         for r in rows.to_pylist():
             by_id[int(r["attempt_id"])] = r
