@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -28,22 +29,30 @@ ACTIONS = {
 
 
 class Pacer:
-    """Open-loop pacing: the n-th call may start n / rate seconds after the first; no rate, no
-    wait."""
+    """Open-loop pacing: the n-th call may start n / rate seconds after the first, whenever the
+    calls before it finish; no rate, no wait. After a stall, at most one second's worth of
+    calls go at once to catch up. ``clock`` and ``sleep`` are injected so tests run on fake time."""
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.interval = 1.0 / rate if rate else 0.0
+        self.clock = clock
+        self.sleep = sleep
         self.next_at: float | None = None
 
     async def slot(self) -> None:
         if not self.interval:
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self.clock() if self.clock else asyncio.get_running_loop().time()
         self.next_at = now if self.next_at is None else max(self.next_at, now - 1.0)
         start, self.next_at = self.next_at, self.next_at + self.interval
         if start > now:
-            await asyncio.sleep(start - now)
+            await self.sleep(start - now)
 
 
 class ForestGate:

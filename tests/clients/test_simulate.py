@@ -13,6 +13,7 @@ import pytest
 from forestgate.cli import main
 from forestgate.clients.simulate import dataset
 from forestgate.clients.simulate.dataset import Payment
+from forestgate.clients.simulate.driver import Pacer
 from forestgate.clients.simulate.episode import Attempted, Choice, NextAttempt
 from forestgate.clients.simulate.incumbent import Incumbent, incumbent_route
 from forestgate.clients.simulate.ledger import Ledger
@@ -193,3 +194,26 @@ def test_user_errors_exit_2_on_one_line(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_pacer_spaces_calls_open_loop_on_fake_time() -> None:
+    now = [100.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    async def calls() -> None:
+        pacer = Pacer(4.0, clock=lambda: now[0], sleep=sleep)
+        for _ in range(3):
+            await pacer.slot()
+        now[0] += 10.0  # a stall: one second's worth of calls (4) catches up, then pacing
+        for _ in range(6):
+            await pacer.slot()
+
+    asyncio.run(calls())
+    assert waits == [0.25, 0.25, 0.25]
+    unpaced = Pacer(None, clock=lambda: 0.0, sleep=sleep)
+    asyncio.run(unpaced.slot())
+    assert len(waits) == 3
