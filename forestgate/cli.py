@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from forestgate import __version__
 from forestgate.errors import ForestGateError, UserError, VerificationError
@@ -18,11 +19,29 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrars() -> list[Register]:
     from forestgate.clients.load import cli as load_cli
+    from forestgate.clients.simulate import cli as simulate_cli
     from forestgate.compiler import cli as compiler_cli
     from forestgate.server import cli as server_cli
     from forestgate.training import cli as training_cli
 
-    return [compiler_cli.register, server_cli.register, training_cli.register, load_cli.register]
+    return [
+        compiler_cli.register,
+        server_cli.register,
+        training_cli.register,
+        load_cli.register,
+        simulate_cli.register,
+    ]
+
+
+def one_line_errors(parser: argparse.ArgumentParser, command: str) -> None:
+    """Make ``parser`` report a bad flag on one line, as the commands report a UserError, and
+    exit 2 without printing the usage block."""
+
+    def error(message: str) -> NoReturn:
+        print(f"forestgate {command}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = error  # type: ignore[method-assign]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,8 @@ import os
 import select
 import signal
 import sys
-from typing import NoReturn
 
+from forestgate.cli import one_line_errors
 from forestgate.clients.load import LoadError, flags
 from forestgate.clients.load import options as options_module
 from forestgate.clients.load.options import LoadOptions
@@ -40,12 +40,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     flags.add_arguments(load)
     load.set_defaults(run=run_load)
-
-    def one_line_error(message: str) -> NoReturn:
-        print(f"forestgate load: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    load.error = one_line_error  # type: ignore[method-assign]
+    one_line_errors(load, "load")
 
 
 def run_load(args: argparse.Namespace) -> int:

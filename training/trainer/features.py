@@ -102,9 +102,7 @@ def extract(data_dir: Path, *, candidates_from: dt.datetime | None = None) -> Fe
             raise InvalidInput(f"{data_dir / 'attempts.parquet'}: no timestamps")
         first, last = span
         if candidates_from is None:
-            days = (last - first).days + 1
-            start = dt.datetime.combine(first, dt.time(), dt.UTC)
-            candidates_from = start + dt.timedelta(days=math.floor((1 - CANDIDATE_SHARE) * days))
+            candidates_from = held_out_from(first, last)
         if candidates_from.tzinfo is None:
             raise InvalidInput(f"candidates_from must be timezone-aware, got {candidates_from}")
         _run(con, candidates_from_ms=int(candidates_from.timestamp() * 1000))
@@ -131,6 +129,14 @@ def extract(data_dir: Path, *, candidates_from: dt.datetime | None = None) -> Fe
             "attempt_id, delay_s",
         )
     return FeatureTables(approval, retry, routes, retries)
+
+
+def held_out_from(first: dt.date, last: dt.date) -> dt.datetime:
+    """Midnight UTC of the first held-out day: the last ``CANDIDATE_SHARE`` of the days from
+    ``first`` to ``last`` (inclusive), rounded to whole days."""
+    days = (last - first).days + 1
+    start = dt.datetime.combine(first, dt.time(), dt.UTC)
+    return start + dt.timedelta(days=math.floor((1 - CANDIDATE_SHARE) * days))
 
 
 def utc_offsets(data_dir: Path) -> dict[str, int]:
@@ -293,4 +299,11 @@ def _list(values: tuple[str, ...]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
-__all__ = ["REQUIRED", "FeatureTables", "check_inputs", "extract", "utc_offsets"]
+__all__ = [
+    "REQUIRED",
+    "FeatureTables",
+    "check_inputs",
+    "extract",
+    "held_out_from",
+    "utc_offsets",
+]
