@@ -103,12 +103,17 @@ def read(data_dir: Path, name: str) -> pa.Table:
 
 
 def held_out(attempts: pa.Table) -> pa.Table:
-    """First attempts with an amount, from the first held-out day on, in time order."""
+    """First attempts with an amount and a card that has not expired (ForestGate refuses an
+    expired card as invalid input, so neither arm can be compared on it), from the first
+    held-out day on, in time order."""
     ts = attempts.column("ts_utc")
     start = held_out_from(pc.min(ts).as_py().date(), pc.max(ts).as_py().date())
     first = pc.and_(
-        pc.is_null(attempts.column("parent_attempt_id")),
-        pc.greater(attempts.column("amount_minor"), 0),
+        pc.and_(
+            pc.is_null(attempts.column("parent_attempt_id")),
+            pc.greater(attempts.column("amount_minor"), 0),
+        ),
+        pc.greater_equal(attempts.column("months_to_expiry"), 0),
     )
     mask = pc.and_(first, pc.greater_equal(ts, pa.scalar(start, ts.type)))
     return attempts.filter(mask).sort_by([("ts_utc", "ascending"), ("attempt_id", "ascending")])

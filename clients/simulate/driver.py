@@ -99,10 +99,14 @@ class ForestGate:
         return Choice(response.chosen_route, auth, fallback=response.fallback)
 
     async def next(self, payment: Payment, sent: list[Attempted]) -> NextAttempt | None:
+        """Ask for advice at the decline; the reattempt it leads to is then scored again at its
+        own send time (as a switch routes every authorization it sends), and reported by that
+        call's id, so the server records it at the time it was sent."""
         last = sent[-1]
         auth = f"fg-{payment.payment_id}-{len(sent) + 1}"
         declines = [a for a in sent if not a.approved]
-        response = await self._score(score_request(payment, auth, at=last.at, declines=declines))
+        consult = score_request(payment, f"{auth}-advice", at=last.at, declines=declines)
+        response = await self._score(consult)
         if response is None:
             return None
         advice = response.retry
@@ -113,7 +117,12 @@ class ForestGate:
         at = last.at + CASCADE_DELAY if kind is ActionKind.CASCADE else last.at
         if advice.HasField("earliest_time"):
             at = max(at, advice.earliest_time.ToDatetime(tzinfo=dt.UTC))
-        return NextAttempt(kind, at, advice.route_id or last.route_id, auth)
+        route = advice.route_id or last.route_id
+        send = score_request(payment, auth, at=at, declines=declines, candidates=[route],
+                             advise=False)  # fmt: skip
+        if await self._score(send) is None:
+            return None
+        return NextAttempt(kind, at, route, auth)
 
     async def report(self, payment: Payment, attempt: Attempted) -> None:
         try:

@@ -74,9 +74,10 @@ def score_request(
     at: dt.datetime,
     declines: Sequence[Attempted] = (),
     candidates: Sequence[str] | None = None,
+    advise: bool | None = None,
 ) -> pb.ScoreRequest:
     """The request of one attempt of ``payment`` sent at ``at``; with ``declines`` it asks for
-    retry advice on the last of them."""
+    retry advice on the last of them, unless ``advise`` is False (a reattempt being routed)."""
     row = payment.row
     cit = payment.is_cit
     return pb.ScoreRequest(
@@ -106,7 +107,7 @@ def score_request(
         ip_country=str(row["ip_country"] or ""),
         candidate_routes=list(payment.eligible_routes if candidates is None else candidates),
         declines=[decline(a) for a in declines],
-        advise_retry=bool(declines),
+        advise_retry=bool(declines) if advise is None else advise,
         approval_value=pb.Money(
             amount_minor=Pricing.value_minor(payment), currency=str(row["currency"])
         ),

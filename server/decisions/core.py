@@ -253,12 +253,7 @@ class DecisionCore:
         return advise(Consultation(scored, step, auth.customer_in_session))
 
     async def _check(self, auth: Authorization, actions: list[Action]) -> list[Verdict]:
-        try:
-            return await self.state.check(auth.card.card_key, auth.merchant.id, actions, auth.at)
-        except errors.InvalidInput as exc:
-            raise errors.InvalidInput(
-                f"time: before attempts already recorded for this card at this merchant ({exc})"
-            ) from None
+        return await self.state.check(auth.card.card_key, auth.merchant.id, actions, auth.at)
 
     async def _incumbent(
         self, auth: Authorization, prices: Mapping[str, RoutePrice], reason: str

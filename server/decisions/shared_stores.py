@@ -26,8 +26,9 @@ from forestgate.payments.action import Action
 from forestgate.payments.featurespec import RETRY_HORIZON_MS
 from forestgate.payments.guardrail import Rules, Verdict
 from forestgate.payments.history import Attempt
-from forestgate.payments.ledger import DEFAULT_REORDER_WINDOW, Ledger, retention
+from forestgate.payments.ledger import Ledger, retention
 from forestgate.server.decisions.records import SeenAttempt
+from forestgate.server.decisions.stores import REORDER_WINDOW, check_all, new_ledger
 
 MAX_CONFLICTS = 20
 
@@ -37,15 +38,14 @@ class RedisLedgers:
         self._client = client
         self.rules = rules
         self._prefix = prefix
-        self._ttl_ms = int((retention(rules) + DEFAULT_REORDER_WINDOW).total_seconds() * 1000)
+        self._ttl_ms = int((retention(rules) + REORDER_WINDOW).total_seconds() * 1000)
 
     async def check(
         self, card_key: str, merchant_id: str, actions: Sequence[Action], now: dt.datetime
     ) -> list[Verdict]:
         with _unavailable("reading a ledger"):
             raw = await self._client.get(self._key(card_key, merchant_id))
-        ledger = self._ledger(raw, card_key, merchant_id)
-        return [ledger.check(action, now) for action in actions]
+        return check_all(self._ledger(raw, card_key, merchant_id), actions, now)
 
     async def record(self, attempt: Attempt) -> None:
         key = self._key(attempt.card_key, attempt.merchant_id)
@@ -70,7 +70,7 @@ class RedisLedgers:
 
     def _ledger(self, raw: bytes | str | None, card_key: str, merchant_id: str) -> Ledger:
         if raw is None:
-            return Ledger(card_key, merchant_id, self.rules)
+            return new_ledger(card_key, merchant_id, self.rules)
         return Ledger.from_state(json.loads(raw), self.rules)
 
     def _key(self, card_key: str, merchant_id: str) -> str:
@@ -114,6 +114,10 @@ class RedisAttempts:
         with _unavailable("recording an outcome"):
             await self._client.hset(key, "seen", json.dumps(seen.to_state()))
         return seen
+
+    async def unanswer(self, authorization_id: str) -> None:
+        with _unavailable("withdrawing an outcome"):
+            await self._client.hdel(self._key(authorization_id), "reported")
 
     async def close(self) -> None:
         await self._client.aclose()

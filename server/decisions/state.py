@@ -18,6 +18,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from forestgate.errors import InvalidInput
 from forestgate.payments.action import Action
 from forestgate.payments.codes import ResponseCodes
 from forestgate.payments.featurespec import Answer, Request
@@ -47,6 +48,7 @@ class Attempts(Protocol):
     async def answer(
         self, authorization_id: str, route_id: str, approved: bool, code: str, advice: str | None
     ) -> SeenAttempt | None: ...
+    async def unanswer(self, authorization_id: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -76,8 +78,14 @@ class DecisionState:
         )  # fmt: skip
         if seen is None:
             return False
+        try:
+            await self.ledgers.record(seen.attempt)
+        except InvalidInput:
+            # Too late for the guardrail to file in its place: refused whole, so a corrected
+            # report can come again and nothing counts half.
+            await self.attempts.unanswer(authorization_id)
+            raise
         await self.features.observe(seen.request, answer)
-        await self.ledgers.record(seen.attempt)
         return True
 
     async def check(

@@ -9,6 +9,7 @@ the guardrail's retention (30 days of event time) is dropped, as it holds nothin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -19,6 +20,7 @@ from typing import Any
 
 from forestgate.errors import InvalidInput
 from forestgate.payments.action import Action
+from forestgate.payments.featurespec import RETRY_HORIZON_MS
 from forestgate.payments.guardrail import Rules, Verdict
 from forestgate.payments.history import Attempt
 from forestgate.payments.ledger import Ledger, retention
@@ -41,10 +43,10 @@ class MemoryLedgers:
     async def check(
         self, card_key: str, merchant_id: str, actions: Sequence[Action], now: dt.datetime
     ) -> list[Verdict]:
-        ledger = self._ledgers.get((card_key, merchant_id)) or Ledger(
-            card_key, merchant_id, self.rules
-        )
-        return [ledger.check(action, now) for action in actions]
+        ledger = self._ledgers.get((card_key, merchant_id))
+        if ledger is None:
+            ledger = new_ledger(card_key, merchant_id, self.rules)
+        return check_all(ledger, actions, now)
 
     def ledger(self, card_key: str, merchant_id: str) -> Ledger | None:
         return self._ledgers.get((card_key, merchant_id))
@@ -53,7 +55,7 @@ class MemoryLedgers:
         key = (attempt.card_key, attempt.merchant_id)
         ledger = self._ledgers.get(key)
         if ledger is None:
-            ledger = self._ledgers[key] = Ledger(*key, self.rules)
+            ledger = self._ledgers[key] = new_ledger(*key, self.rules)
         ledger.record(attempt)
         self._ledgers.move_to_end(key)
         self._expire(attempt.at)
@@ -105,10 +107,36 @@ class MemoryAttempts:
         seen.answered(route_id, approved, code, advice)
         return seen
 
+    async def unanswer(self, authorization_id: str) -> None:
+        seen = self._seen.get(authorization_id)
+        if seen is not None:
+            seen.reported = False
+
     async def close(self) -> None:
         if self._snapshot is not None:
             entries = [{"id": key, "seen": seen.to_state()} for key, seen in self._seen.items()]
             _save(self._snapshot, "attempts", entries)
+
+
+# Outcomes may arrive this late after a later attempt of the same card at the same merchant and
+# still be filed in their place: the horizon within which a payment is retried, so a switch that
+# reports a retry chain before the card's next payment stays exact.
+REORDER_WINDOW = dt.timedelta(milliseconds=RETRY_HORIZON_MS)
+
+
+def new_ledger(card_key: str, merchant_id: str, rules: Rules) -> Ledger:
+    return Ledger(card_key, merchant_id, rules, reorder_window=REORDER_WINDOW)
+
+
+def check_all(ledger: Ledger, actions: Sequence[Action], now: dt.datetime) -> list[Verdict]:
+    """Each action's verdict. A consultation older than an attempt the ledger already holds
+    (another replica, or a replay, recorded a later one) is judged as of that attempt, and no
+    action is sent before it: judged later, every counter has seen everything recorded."""
+    newest = ledger.newest_at
+    if newest is not None and newest > now:
+        now = newest
+        actions = [a if a.at >= now else dataclasses.replace(a, at=now) for a in actions]
+    return [ledger.check(action, now) for action in actions]
 
 
 def _load(path: Path, kind: str) -> list[dict[str, Any]]:

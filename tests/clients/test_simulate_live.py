@@ -1,11 +1,8 @@
-"""LIVE: `forestgate simulate` against a real Scoring server, a few thousand held-out payments.
+"""`forestgate simulate` against a real Scoring server, a few thousand held-out payments.
 
-Needs the server side of protos/forestgate/v1/scoring.proto (Score with routing and retry
-advice, ReportOutcome), which is not on this branch yet. The ``scoring_target`` fixture is the
-one seam: it yields the HOST:PORT of a server serving models trained on the same generated
-world, and skips, saying why, while none is available. When the server is merged, wire the
-fixture to start it (a real ``grpc.aio`` server on port 0, as tests/server does) instead of
-reading FORESTGATE_SCORING_TARGET.
+The server (a real grpc.aio server on port 0) serves the demo models `forestgate train` built
+from the same generated data set the simulator replays (the `trained` session fixture); the
+simulator takes the held-out days, which training did not fit on.
 
 What the test expects of the server: it answers every Score within the deadline, chooses among
 the candidate routes, advises only guardrail-allowed reattempts (0 violations when the
@@ -16,13 +13,13 @@ on the same payments and draws.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from forestgate.clients.simulate.session import Outcome, Settings, simulate
+from tests.server.conftest import _serve
+from tests.trained import Trained
 
 PAYMENTS = 3_000
 
@@ -36,21 +33,12 @@ class Silent:
 
 
 @pytest.fixture(scope="module")
-def scoring_target() -> Iterator[str]:
-    """HOST:PORT of a Scoring server; skips until the server exists on this branch."""
-    target = os.environ.get("FORESTGATE_SCORING_TARGET")
-    if not target:
-        pytest.skip("no Scoring server yet: set FORESTGATE_SCORING_TARGET=HOST:PORT")
-    yield target
+def outcome(trained: Trained) -> Iterator[Outcome]:
+    for server in _serve(trained.repository, metrics_port=-1):
+        settings = Settings(target=server.address, data=trained.data, limit=PAYMENTS, seed=1)
+        yield asyncio.run(simulate(settings, progress=Silent()))
 
 
-@pytest.fixture(scope="module")
-def outcome(scoring_target: str, small_dir: Path) -> Outcome:
-    settings = Settings(target=scoring_target, data=small_dir, limit=PAYMENTS, seed=1)
-    return asyncio.run(simulate(settings, progress=Silent()))
-
-
-@pytest.mark.live
 def test_forestgate_is_at_least_the_incumbent_and_never_breaks_the_rules(
     outcome: Outcome,
 ) -> None:
