@@ -121,6 +121,9 @@ def state_opener(
 
     async def open_state(utc_offset_s: Mapping[str, int]) -> DecisionState:
         if store == "memory":
+            if snapshot_dir is not None:
+                # Made now, so an unwritable directory fails at start, not at shutdown.
+                snapshot_dir.mkdir(parents=True, exist_ok=True)
             features: OnlineFeatures = MemoryFeatures.open(
                 routes=routes, codes=codes, utc_offset_s=utc_offset_s,
                 snapshot_path=None if snapshot_dir is None else snapshot_dir / "features.json",
