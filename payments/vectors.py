@@ -94,7 +94,7 @@ class FeatureBuilder:
         shared = self._request(request) | self._card(request, card, eval_ms=request.ts_ms)
         shared["merchant_rate_7d"] = _merchant_rate(merchant)
         # What all routes share is built once; only the route columns differ per row.
-        out = np.tile(_row(APPROVAL_FEATURES, shared), (len(route_ids), 1))
+        out = _rows(APPROVAL_FEATURES, shared, len(route_ids))
         out[:, _APPROVAL_ROUTE] = [
             self._route(request, route_id, counts)
             for route_id, counts in zip(route_ids, routes, strict=True)
@@ -122,7 +122,7 @@ class FeatureBuilder:
             else (decline.ts_ms - record.first_decline_ms) / HOUR_MS
         )
         shared["merchant_rate_7d"] = _merchant_rate(merchant)
-        out = np.tile(_row(RETRY_FEATURES, shared), (len(candidates), 1))
+        out = _rows(RETRY_FEATURES, shared, len(candidates))
         timed: dict[int, list[float]] = {}  # the card's clock-dependent columns, per delay
         for delay_s, _ in candidates:
             if delay_s not in timed:
@@ -239,9 +239,12 @@ def _merchant_rate(merchant: Counts) -> float:
     return smoothed(approved, attempts, PRIOR_RATE, MERCHANT_PRIOR_WEIGHT)
 
 
-def _row(names: tuple[str, ...], values: Mapping[str, float]) -> F32:
-    """``values`` in the order of ``names``, NaN for the columns filled in per row."""
-    return np.array([values.get(n, NAN) for n in names], np.float32)
+def _rows(names: tuple[str, ...], values: Mapping[str, float], n: int) -> F32:
+    """``n`` rows of ``values`` in the order of ``names``, NaN for the columns filled in per
+    row (an empty array filled by broadcasting: np.tile costs more than the copy here)."""
+    out = np.empty((n, len(names)), np.float32)
+    out[:] = [values.get(name, NAN) for name in names]
+    return out
 
 
 def _columns(names: tuple[str, ...], subset: Sequence[str]) -> list[int]:

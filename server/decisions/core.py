@@ -10,7 +10,6 @@ unavailable) the incumbent rules answer instead, and the decision says so.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 import time
@@ -179,7 +178,7 @@ class DecisionCore:
                 "scored (or it is older than the attempts it keeps)"
             )
         answer = Answer(outcome.approved, outcome.response_code, outcome.merchant_advice_code)
-        route = outcome.route_id or seen.request.route_id
+        route = outcome.route_id or seen.attempt.route
         if route not in self.routes.routes:
             raise errors.InvalidInput(f"route_id: unknown route {route!r}")
         return await self.state.report(outcome.authorization_id, answer, route)
@@ -299,8 +298,9 @@ class DecisionCore:
         return seen.request
 
     async def _remember(self, auth: Authorization, request: Request, route: str) -> None:
-        request = dataclasses.replace(request, route_id=route)
-        await self.state.remember(auth.id, SeenAttempt(request, _attempt(auth, request)))
+        """Keep the attempt for its outcome, on the route chosen (ReportOutcome's default; the
+        features request takes the route the outcome names, see SeenAttempt.answered)."""
+        await self.state.remember(auth.id, SeenAttempt(request, _attempt(auth, request, route)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,13 +329,13 @@ def _ranked(
     return tuple(sorted(results, key=lambda v: (-v.net_value_minor, v.route_id)))
 
 
-def _attempt(auth: Authorization, request: Request) -> Attempt:
+def _attempt(auth: Authorization, request: Request, route: str = "") -> Attempt:
     return Attempt(
         at=dt.datetime.fromtimestamp(request.ts_ms / 1000, dt.UTC),
         card_key=auth.card.card_key, merchant_id=auth.merchant.id,
         amount_minor=auth.amount.amount_minor, currency=auth.amount.currency,
         network=auth.card.brand, response_code="", merchant_advice_code=None, approved=False,
-        route=request.route_id, card_present=auth.card_present, is_mit=not auth.cit,
+        route=route or request.route_id, card_present=auth.card_present, is_mit=not auth.cit,
         issuer_country=auth.card.issuer_country, credential_changed=request.credential_changed,
         three_ds=auth.three_ds, payment_id=auth.payment_id,
     )  # fmt: skip

@@ -23,6 +23,7 @@ from forestgate.server.decisions.reference_data import ReferenceData
 # the discount the trainer's policy replay uses too.
 DISCOUNT_PER_DAY = 0.005
 DAY_S = 86_400
+EXACT_MARGIN = 2**29  # minor units; beyond it, the reference's Decimal arithmetic
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +43,19 @@ class RoutePrice:
     fraud_loss_minor: int
 
     def net(self, p_approve: float, value_minor: int, delay_s: int = 0) -> int:
+        """``economics.expected_net_value`` of this route, half-even to the minor unit, in
+        binary floating point: p is a float32 model output (24 significant bits), so times a
+        margin under 2**29 minor units the product is exact in a double and the rounding is the
+        reference's (tests/server/test_decision_value.py checks it)."""
         discount = max(0.0, 1.0 - DISCOUNT_PER_DAY * delay_s / DAY_S)
-        return expected_net_value(
-            min(max(p_approve, 0.0), 1.0),
-            round(value_minor * discount),
-            self.approval_cost_minor,
-            self.fraud_loss_minor,
-            self.attempt_cost_minor,
-        )
+        value = round(value_minor * discount)
+        p = min(max(p_approve, 0.0), 1.0)
+        margin = value - self.approval_cost_minor - self.fraud_loss_minor
+        if abs(margin) >= EXACT_MARGIN:
+            return expected_net_value(
+                p, value, self.approval_cost_minor, self.fraud_loss_minor, self.attempt_cost_minor
+            )
+        return round(p * margin - self.attempt_cost_minor)
 
 
 def exchange_rates(world: ReferenceData) -> ExchangeRates:
