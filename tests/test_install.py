@@ -90,14 +90,19 @@ def test_plain_install_inspects_a_bundle_without_the_training_stack(
             "print(runtime.__file__)\n"
             "print(sysconfig.get_paths()['purelib'])\n"
             "print(resources.files('forestgate.compiler').joinpath('shim.c').is_file())\n"
-            "print(*[m for m in ('xgboost', 'lightgbm', 'sklearn') if importlib.util.find_spec(m)])"
+            "print(*[m for m in ('xgboost', 'lightgbm', 'sklearn')"
+            " if importlib.util.find_spec(m)])\n"
+            # The whole server, decisions included, imports without the optional extras.
+            "import forestgate.server.app\n"
+            "print(*[m for m in ('redis', 'mlflow') if importlib.util.find_spec(m)])"
         ),
         cwd=tmp_path,
     )
     assert probe.returncode == 0, probe.stderr
-    runtime_file, site_packages, has_shim, training_stack = probe.stdout.split("\n")[:4]
+    runtime_file, site_packages, has_shim, training_stack, extras = probe.stdout.split("\n")[:5]
     assert Path(runtime_file).is_relative_to(site_packages), runtime_file
     assert Path(site_packages).is_relative_to(venv)
     assert not Path(runtime_file).resolve().is_relative_to(REPO)
     assert has_shim == "True"  # the compiler's C shim ships with the package
     assert training_stack == ""
+    assert extras == ""  # and forestgate.server.app imported without them

@@ -16,9 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-import redis.asyncio as aioredis
-
-from forestgate.errors import InvalidInput
+from forestgate.errors import ConfigError, InvalidInput
 from forestgate.payments.action import Action
 from forestgate.payments.codes import ResponseCodes
 from forestgate.payments.featurespec import Answer, Request
@@ -27,10 +25,8 @@ from forestgate.payments.history import Attempt
 from forestgate.payments.routetable import RouteTable
 from forestgate.payments.vectors import F32
 from forestgate.server.decisions.records import SeenAttempt
-from forestgate.server.decisions.shared_stores import RedisAttempts, RedisLedgers
 from forestgate.server.decisions.stores import MemoryAttempts, MemoryLedgers
 from forestgate.server.online.memory import MemoryFeatures
-from forestgate.server.online.shared import RedisFeatures
 from forestgate.server.online.store import OnlineFeatures
 
 
@@ -133,14 +129,36 @@ def state_opener(
                 max_attempts=max_attempts, snapshot=_file(snapshot_dir, "attempts")
             )
             return DecisionState(features, ledgers, attempts)
-        features = await RedisFeatures.connect(
-            store, routes=routes, codes=codes, utc_offset_s=utc_offset_s
-        )
-        ledgers = RedisLedgers(aioredis.Redis.from_url(store), rules)
-        attempts = RedisAttempts(aioredis.Redis.from_url(store))
-        return DecisionState(features, ledgers, attempts)
+        return await _open_shared(store, routes=routes, codes=codes, rules=rules,
+                                  utc_offset_s=utc_offset_s)  # fmt: skip
 
     return open_state
+
+
+async def _open_shared(
+    url: str,
+    *,
+    routes: RouteTable,
+    codes: ResponseCodes,
+    rules: Rules,
+    utc_offset_s: Mapping[str, int],
+) -> DecisionState:
+    """The Redis backend, imported only when asked for: redis is an optional extra."""
+    try:
+        import redis.asyncio as aioredis
+
+        from forestgate.server.decisions.shared_stores import RedisAttempts, RedisLedgers
+        from forestgate.server.online.shared import RedisFeatures
+    except ImportError:
+        raise ConfigError(
+            f"setting online_store={url!r} needs the redis extra: pip install 'forestgate[redis]'"
+        ) from None
+    features = await RedisFeatures.connect(
+        url, routes=routes, codes=codes, utc_offset_s=utc_offset_s
+    )
+    ledgers = RedisLedgers(aioredis.Redis.from_url(url), rules)
+    attempts = RedisAttempts(aioredis.Redis.from_url(url))
+    return DecisionState(features, ledgers, attempts)
 
 
 def _file(directory: Path | None, name: str) -> Path | None:
