@@ -17,7 +17,7 @@ from decimal import Decimal
 from forestgate.errors import InvalidInput
 from forestgate.payments.economics import COST_ROUNDING, CardProfile
 from forestgate.payments.money import ExchangeRates, Money, check_currency
-from forestgate.payments.routetable import CardType, Fee, RouteCost, RouteTable
+from forestgate.payments.routetable import CardType, Fee, Relation, RouteCost, RouteTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class RoutePricer:
         self.table = table
         self.rates = rates
         self._fixed: dict[tuple[int, str, str], int] = {}
-        self._rates: dict[tuple[str, str, str], tuple[_Rate, ...]] = {}
+        self._schedules: dict[tuple[str, object, object, str], _Schedule] = {}
 
     def price(self, route_id: str, amount_minor: int, currency: str, card: CardProfile) -> Price:
         """The cost of sending ``amount_minor`` of ``currency`` for ``card`` on the route;
@@ -45,31 +45,35 @@ class RoutePricer:
             raise InvalidInput(
                 f"route {route.route_id} does not accept {card.network} {card.card_type} cards"
             )
-        check_currency(currency)
         if amount_minor < 0:
             raise InvalidInput(f"amount_minor must be >= 0, got {amount_minor}")
-        rates = self._route_rates(route, card)
-        approval = 0
-        for rate in rates[:-1]:  # interchange, scheme fee, acquirer markup
-            approval += rate.of(amount_minor) + self._convert(route, rate.fixed_minor, currency)
-        if currency != route.settlement_currency:
-            approval += rates[-1].of(amount_minor)
-        attempt = self._convert(route, route.per_attempt_fee_minor, currency)
-        return Price(approval, attempt)
-
-    def _route_rates(self, route: RouteCost, card: CardProfile) -> tuple[_Rate, ...]:
         relation = route.relation(card)
-        key = (route.route_id, relation.value, str(card.card_type))
-        rates = self._rates.get(key)
-        if rates is None:
-            fees = (
-                route.interchange[relation][CardType(card.card_type)],
-                route.scheme_fee[relation],
-                route.acquirer_markup,
-                Fee(route.fx_spread_bps),
-            )
-            rates = self._rates[key] = tuple(_Rate.of_fee(fee) for fee in fees)
-        return rates
+        key = (route_id, relation, card.card_type, currency)
+        schedule = self._schedules.get(key)
+        if schedule is None:
+            check_currency(currency)
+            schedule = self._schedules[key] = self._schedule(route, relation, card, currency)
+        approval = schedule.fixed_minor
+        for rate in schedule.rates:
+            approval += rate.of(amount_minor)
+        return Price(approval, schedule.attempt_minor)
+
+    def _schedule(
+        self, route: RouteCost, relation: Relation, card: CardProfile, currency: str
+    ) -> _Schedule:
+        """A route's fees for one kind of card and presentment currency: the rates that apply
+        to the amount, and the fixed parts, each converted and rounded on its own."""
+        fees = (
+            route.interchange[relation][CardType(card.card_type)],
+            route.scheme_fee[relation],
+            route.acquirer_markup,
+        )
+        rates = [_Rate.of_fee(fee) for fee in fees]
+        if currency != route.settlement_currency:
+            rates.append(_Rate.of_fee(Fee(route.fx_spread_bps)))
+        fixed = sum(self._convert(route, fee.fixed_minor, currency) for fee in fees)
+        attempt = self._convert(route, route.per_attempt_fee_minor, currency)
+        return _Schedule(tuple(rates), fixed, attempt)
 
     def _convert(self, route: RouteCost, fixed_minor: int, currency: str) -> int:
         """A fixed fee of the route's settlement currency in ``currency``, once per pair."""
@@ -87,6 +91,13 @@ class RoutePricer:
             converted = self.rates.convert(money, currency, rounding=COST_ROUNDING).amount_minor
             self._fixed[key] = converted
         return converted
+
+
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    rates: tuple[_Rate, ...]  # applied to the amount, each rounded on its own
+    fixed_minor: int  # the fixed parts of the approval fees, in the presentment currency
+    attempt_minor: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,10 +229,12 @@ def _routes(ids: Iterable[str], routes: RouteTable, field: str) -> tuple[str, ..
     chosen = tuple(ids)
     _need(bool(chosen), field, "at least one candidate route is required")
     _need(len(chosen) <= MAX_ROUTES, field, f"at most {MAX_ROUTES} routes")
+    if len(set(chosen)) == len(chosen) and routes.routes.keys() >= set(chosen):
+        return chosen  # the common case, checked in two set operations
     for i, route in enumerate(chosen):
         _need(route in routes.routes, f"{field}[{i}]", f"unknown route {route!r}")
         _need(route not in chosen[:i], f"{field}[{i}]", f"route {route!r} is listed twice")
-    return chosen
+    raise AssertionError("unreachable: the sets said a route was unknown or repeated")
 
 
 def _time_ms(msg: object, name: str, field: str) -> int:
