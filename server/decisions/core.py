@@ -110,6 +110,7 @@ class DecisionCore:
         self.config = config
         self._open_state = open_state
         self._state: DecisionState | None = None
+        self._opening = asyncio.Lock()  # the first calls may race to open the state
         self.fallbacks: dict[str, int] = {}  # reason -> count, read by the metrics collector
 
     @property
@@ -123,12 +124,15 @@ class DecisionCore:
         (else the first Score does); whether decisions can be served now."""
         if self._state is not None:
             return True
-        try:
-            offsets = self.models.reference_data().utc_offset_s
-        except (errors.Unavailable, errors.NotFound, errors.BundleError) as exc:
-            log.warning("decisions are not ready: %s", exc)
-            return False
-        self._state = await self._open_state(offsets)
+        async with self._opening:
+            if self._state is not None:
+                return True
+            try:
+                offsets = self.models.reference_data().utc_offset_s
+            except (errors.Unavailable, errors.NotFound, errors.BundleError) as exc:
+                log.warning("decisions are not ready: %s", exc)
+                return False
+            self._state = await self._open_state(offsets)
         return True
 
     async def close(self) -> None:
