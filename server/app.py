@@ -36,7 +36,8 @@ from forestgate.protos.inference import grpc_service_pb2 as pb
 from forestgate.protos.pool import POOL
 from forestgate.server import score_api, transport
 from forestgate.server.batcher import BatchObserver, Engine, MicroBatcher
-from forestgate.server.decisions.core import DecisionConfig, DecisionCore
+from forestgate.server.decisions.core import DecisionCore
+from forestgate.server.decisions.decision import DecisionConfig
 from forestgate.server.decisions.models import DecisionModels
 from forestgate.server.decisions.state import state_opener
 from forestgate.server.decisions.value import Economics

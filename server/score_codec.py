@@ -20,7 +20,7 @@ from forestgate.payments.routetable import RouteTable
 from forestgate.protos.forestgate.v1 import scoring_pb2 as pb
 from forestgate.server.decisions.advice import Advice
 from forestgate.server.decisions.authorization import Authorization, Card, Merchant, PastDecline
-from forestgate.server.decisions.core import Decision, Outcome
+from forestgate.server.decisions.decision import Decision, Outcome
 
 MAX_ID = 128
 MAX_ROUTES = 32

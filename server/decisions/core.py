@@ -10,7 +10,6 @@ unavailable) the incumbent rules answer instead, and the decision says so.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,7 @@ import numpy.typing as npt
 from forestgate import errors
 from forestgate.payments.action import Action, ActionKind
 from forestgate.payments.featurespec import Answer, Request
-from forestgate.payments.guardrail import Attempt, Verdict
+from forestgate.payments.guardrail import Verdict
 from forestgate.payments.routetable import RouteTable
 from forestgate.server.decisions.advice import (
     Advice,
@@ -33,6 +32,16 @@ from forestgate.server.decisions.advice import (
     reattempt,
 )
 from forestgate.server.decisions.authorization import Authorization, PastDecline
+from forestgate.server.decisions.decision import (
+    FALLBACK_ERRORS,
+    Decision,
+    DecisionConfig,
+    FeaturesUnavailable,
+    Outcome,
+    RouteResult,
+    fallback_reason,
+    ranked,
+)
 from forestgate.server.decisions.features import decline_request, feature_request
 from forestgate.server.decisions.incumbent import (
     incumbent_advice,
@@ -40,58 +49,14 @@ from forestgate.server.decisions.incumbent import (
     incumbent_route,
 )
 from forestgate.server.decisions.models import DecisionModels
-from forestgate.server.decisions.records import SeenAttempt
+from forestgate.server.decisions.records import SeenAttempt, attempt_record
 from forestgate.server.decisions.reference_data import ReferenceData
 from forestgate.server.decisions.state import DecisionState, StateOpener
-from forestgate.server.decisions.value import Economics, RoutePrice, approval_value
+from forestgate.server.decisions.value import RoutePrice, approval_value
 from forestgate.server.scoring import ScoringCore
 
 log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
-# Errors after which the incumbent answers: the call itself was fine, the models could not help.
-FALLBACK_ERRORS = (
-    errors.NotFound, errors.Unavailable, errors.DeadlineExpired, errors.Overloaded,
-    errors.BundleError,
-)  # fmt: skip
-
-
-class FeaturesUnavailable(errors.Unavailable):
-    """The online state cannot give a feature this call needs (a decline it never observed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RouteResult:
-    route_id: str
-    p_approve: float  # NaN when the incumbent answered
-    net_value_minor: int
-    price: RoutePrice
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    authorization_id: str
-    chosen_route: str
-    routes: tuple[RouteResult, ...]  # best first
-    retry: Advice | None
-    models: tuple[tuple[str, str], ...]
-    fallback_reason: str = ""  # empty: the models answered
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    authorization_id: str
-    approved: bool
-    response_code: str
-    merchant_advice_code: str | None
-    route_id: str  # empty: the route Score chose
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionConfig:
-    economics: Economics
-    model_share: float  # of the call's remaining deadline the models may use
-    budget_us: int  # the models' budget when the call has no deadline
 
 
 class DecisionCore:
@@ -168,7 +133,7 @@ class DecisionCore:
                 deadline_ns=self._budget(deadline_ns), trace=trace,
             )  # fmt: skip
         except FALLBACK_ERRORS as exc:
-            decision = await self._incumbent(auth, prices, _reason(exc))
+            decision = await self._incumbent(auth, prices, fallback_reason(exc))
         await self._remember(auth, request, decision.chosen_route)
         return decision
 
@@ -213,7 +178,7 @@ class DecisionCore:
             (model, p), (retry_model, p_retry) = await asyncio.gather(approval_call, retry_call)
         p_now = {r: float(v) for r, v in zip(auth.routes, p, strict=True)}
         value = approval_value(auth, self.config.economics)
-        ranked = _ranked(p_now, prices, value)
+        order = ranked(p_now, prices, value)
         advice = None
         if retry_job is not None:
             scored = _Scoring(p_now, p_retry, prices, value)
@@ -221,7 +186,7 @@ class DecisionCore:
         versions = [(model.name, model.version)]
         if retry_model is not None:
             versions.append((retry_model.name, retry_model.version))
-        return Decision(auth.id, ranked[0].route_id, ranked, advice, tuple(versions))
+        return Decision(auth.id, order[0].route_id, order, advice, tuple(versions))
 
     async def _retry_rows(
         self, auth: Authorization, decline: PastDecline
@@ -285,7 +250,7 @@ class DecisionCore:
         if seen is None:
             attempt_id = self.state.next_attempt_id()
             request = decline_request(auth, past, world, attempt_id=attempt_id)
-            await self.state.remember(key, SeenAttempt(request, _attempt(auth, request)))
+            await self.state.remember(key, SeenAttempt(request, attempt_record(auth, request)))
         elif seen.reported:
             return
         answer = Answer(False, past.response_code, past.merchant_advice_code)
@@ -304,7 +269,9 @@ class DecisionCore:
     async def _remember(self, auth: Authorization, request: Request, route: str) -> None:
         """Keep the attempt for its outcome, on the route chosen (ReportOutcome's default; the
         features request takes the route the outcome names, see SeenAttempt.answered)."""
-        await self.state.remember(auth.id, SeenAttempt(request, _attempt(auth, request, route)))
+        await self.state.remember(
+            auth.id, SeenAttempt(request, attempt_record(auth, request, route))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,34 +293,4 @@ def _decline_key(auth: Authorization, decline: PastDecline) -> str:
     return decline.authorization_id or f"{auth.payment_id}#{decline.ts_ms}"
 
 
-def _ranked(
-    p_now: Mapping[str, float], prices: Mapping[str, RoutePrice], value: int
-) -> tuple[RouteResult, ...]:
-    results = [RouteResult(r, p, prices[r].net(p, value), prices[r]) for r, p in p_now.items()]
-    return tuple(sorted(results, key=lambda v: (-v.net_value_minor, v.route_id)))
-
-
-def _attempt(auth: Authorization, request: Request, route: str = "") -> Attempt:
-    return Attempt(
-        at=dt.datetime.fromtimestamp(request.ts_ms / 1000, dt.UTC),
-        card_key=auth.card.card_key, merchant_id=auth.merchant.id,
-        amount_minor=auth.amount.amount_minor, currency=auth.amount.currency,
-        network=auth.card.brand, response_code="", merchant_advice_code=None, approved=False,
-        route=route or request.route_id, card_present=auth.card_present, is_mit=not auth.cit,
-        issuer_country=auth.card.issuer_country, credential_changed=request.credential_changed,
-        three_ds=auth.three_ds, payment_id=auth.payment_id,
-    )  # fmt: skip
-
-
-def _reason(exc: errors.ForestGateError) -> str:
-    reasons: dict[type[errors.ForestGateError], str] = {
-        errors.DeadlineExpired: "deadline",
-        errors.Overloaded: "overloaded",
-        errors.NotFound: "model_not_loaded",
-        errors.BundleError: "model_not_loaded",
-        FeaturesUnavailable: "features",
-    }
-    return reasons.get(type(exc), "unavailable")
-
-
-__all__ = ["Decision", "DecisionConfig", "DecisionCore", "Outcome", "RouteResult"]
+__all__ = ["DecisionCore"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from forestgate.payments.featurespec import Request
 from forestgate.payments.history import Attempt
+from forestgate.server.decisions.authorization import Authorization
 
 
 @dataclass(slots=True)
@@ -48,3 +49,17 @@ class SeenAttempt:
             merchant_advice_code=advice,
         )
         self.reported = True
+
+
+def attempt_record(auth: Authorization, request: Request, route: str = "") -> Attempt:
+    """The guardrail's record of the attempt ``request`` describes, on ``route`` (default: the
+    request's); its answer is filled in when the outcome arrives."""
+    return Attempt(
+        at=dt.datetime.fromtimestamp(request.ts_ms / 1000, dt.UTC),
+        card_key=auth.card.card_key, merchant_id=auth.merchant.id,
+        amount_minor=auth.amount.amount_minor, currency=auth.amount.currency,
+        network=auth.card.brand, response_code="", merchant_advice_code=None, approved=False,
+        route=route or request.route_id, card_present=auth.card_present, is_mit=not auth.cit,
+        issuer_country=auth.card.issuer_country, credential_changed=request.credential_changed,
+        three_ds=auth.three_ds, payment_id=auth.payment_id,
+    )  # fmt: skip
