@@ -20,7 +20,7 @@ from forestgate.protos.inference import grpc_service_pb2_grpc as pb_grpc
 from forestgate.server import codec, status, triton
 from forestgate.server.metrics import ServerMetrics
 from forestgate.server.scoring import InferRequest, ModelInfo, ScoringCore, TensorSpec
-from forestgate.server.status import Context, RpcLimit, rpc
+from forestgate.server.status import Context, RpcLimit, deadline_ns, rpc
 from forestgate.server.tracing.record import CURRENT, RequestTrace
 from forestgate.server.tracing.tracer import Tracer
 
@@ -157,12 +157,6 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelStatisticsResponse:
         versions = self.core.loaded_versions(request.name, request.version)
         return triton.statistics_response(versions, self.metrics.statistics)
-
-
-def deadline_ns(context: Context) -> int | None:
-    """The call's gRPC deadline as a monotonic clock reading, or None."""
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic_ns() + int(remaining * 1e9)
 
 
 def _metadata(info: ModelInfo) -> pb.ModelMetadataResponse:

@@ -16,9 +16,10 @@ import grpc
 from forestgate import errors
 from forestgate.protos.forestgate.v1 import scoring_pb2 as pb
 from forestgate.server import score_codec, status
+from forestgate.server.decisions.authorization import Authorization
 from forestgate.server.decisions.core import DecisionCore
 from forestgate.server.metrics import ServerMetrics
-from forestgate.server.status import Context, RpcLimit, rpc, status_for
+from forestgate.server.status import Context, RpcLimit, deadline_ns, rpc, status_for
 from forestgate.server.tracing.record import CURRENT, RequestTrace
 from forestgate.server.tracing.tracer import Tracer
 
@@ -45,8 +46,23 @@ class ScoringServicer:
     async def Score(self, request: pb.ScoreRequest, context: Context) -> pb.ScoreResponse:
         auth = score_codec.authorization(request, self.core.routes)
         trace = CURRENT.get()
-        decision = await self.core.score(auth, _deadline_ns(context), trace)
-        return score_codec.response(decision, _trace_id(trace))
+        if trace is not None and trace.recording:
+            return await self._score_traced(auth, context, trace)
+        decision = await self.core.score(auth, deadline_ns(context))
+        return score_codec.response(decision)
+
+    async def _score_traced(
+        self, auth: Authorization, context: Context, trace: RequestTrace
+    ) -> pb.ScoreResponse:
+        """Score with the trace record stamped at each step, and its batches (one per model)
+        linked; the response names the trace."""
+        trace.decoded_ns = time.monotonic_ns()
+        trace.model, trace.rows = self.core.models.approval, len(auth.routes)
+        decision = await self.core.score(auth, deadline_ns(context), trace)
+        trace.result_ns = time.monotonic_ns()
+        response = score_codec.response(decision, _trace_id(trace))
+        trace.encoded_ns = time.monotonic_ns()
+        return response
 
     @rpc("ScoreBatch", pb.ScoreBatchRequest, bounded=True)
     async def ScoreBatch(
@@ -54,8 +70,10 @@ class ScoringServicer:
     ) -> pb.ScoreBatchResponse:
         if len(request.requests) > MAX_BATCH:
             raise errors.InvalidInput(f"requests: at most {MAX_BATCH} per call")
-        deadline = _deadline_ns(context)
+        deadline = deadline_ns(context)
         trace = CURRENT.get()
+        if trace is None or not trace.recording:
+            trace = None
         results = await asyncio.gather(
             *(self._one(each, i, deadline, trace) for i, each in enumerate(request.requests))
         )
@@ -69,7 +87,7 @@ class ScoringServicer:
         return pb.ReportOutcomeResponse(recorded=recorded)
 
     async def _one(
-        self, msg: pb.ScoreRequest, index: int, deadline: int | None, trace: object
+        self, msg: pb.ScoreRequest, index: int, deadline: int | None, trace: RequestTrace | None
     ) -> pb.ScoreResult:
         try:
             auth = score_codec.authorization(msg, self.core.routes, f"requests[{index}].")
@@ -80,17 +98,9 @@ class ScoringServicer:
         return pb.ScoreResult(response=score_codec.response(decision, _trace_id(trace)))
 
 
-def _deadline_ns(context: Context) -> int | None:
-    remaining = context.time_remaining()
-    if remaining is None:
-        return None
-    return time.monotonic_ns() + int(remaining * 1e9)
-
-
-def _trace_id(trace: object) -> str:
-    if isinstance(trace, RequestTrace) and trace.sampled:
-        return f"{trace.trace_id:032x}"
-    return ""
+def _trace_id(trace: RequestTrace | None) -> str:
+    """The call's W3C trace id when it is sampled (so Jaeger will have it), else empty."""
+    return f"{trace.trace_id:032x}" if trace is not None and trace.sampled else ""
 
 
 def handlers(servicer: ScoringServicer) -> grpc.GenericRpcHandler[Any, Any]:

@@ -151,3 +151,9 @@ def handlers(
         for method in service.methods
     }
     return grpc.method_handlers_generic_handler(service.full_name, methods)
+
+
+def deadline_ns(context: Context) -> int | None:
+    """The call's gRPC deadline as a monotonic clock reading, or None."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic_ns() + int(remaining * 1e9)

@@ -14,6 +14,7 @@ import pytest
 import uvloop
 
 if TYPE_CHECKING:
+    from tests.otlp import TraceReceiver
     from tests.server.processes import ServeProcess
 
 NUM_FEATURES = 8
@@ -73,6 +74,16 @@ def calibrated_repository(tmp_path_factory: pytest.TempPathFactory, model_reposi
         training_metrics={"auc": 0.9, "rows": 2000},
     )  # fmt: skip
     return root
+
+
+@pytest.fixture
+def receiver() -> Iterator[TraceReceiver]:
+    """A real OTLP trace receiver (tests/otlp.py); start it with start_grpc or start_http."""
+    from tests.otlp import TraceReceiver
+
+    receiver = TraceReceiver()
+    yield receiver
+    receiver.stop()
 
 
 @dataclass

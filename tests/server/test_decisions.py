@@ -26,8 +26,10 @@ from forestgate.protos.forestgate.v1 import scoring_pb2_grpc as pb_grpc
 from forestgate.server.decisions.core import DecisionCore
 from forestgate.server.decisions.features import feature_request
 from forestgate.server.score_codec import authorization
+from tests.otlp import TraceReceiver
 from tests.server.authorizations import ALL_ROUTES, NOW, retry_request, score_request
 from tests.server.conftest import LiveServer, _serve
+from tests.server.test_tracing import by_name
 from tests.trained import FORESTGATE, Trained
 
 REPO = Path(__file__).resolve().parents[2]
@@ -258,3 +260,29 @@ def test_forestgate_load_drives_score_from_the_bench_configs(
     report = json.loads(done.stdout)
     assert report["count"] == 40 and report["statusCodeDistribution"] == {"OK": 40}
     assert report["options"]["call"] == "forestgate.v1.Scoring/Score"
+
+
+def test_a_sampled_score_names_its_trace_and_links_both_models_batches(
+    trained: Trained, receiver: TraceReceiver
+) -> None:
+    port = receiver.start_grpc()
+    endpoint = f"http://127.0.0.1:{port}"
+    for server in _serve(trained.repository, metrics_port=-1, trace_endpoint=endpoint,
+                         trace_sample_ratio=1.0):  # fmt: skip
+        with grpc.insecure_channel(server.address) as channel:
+            stub = pb_grpc.ScoringStub(channel)
+            first = score_request(card="traced")
+            stub.Score(first, timeout=5)
+            got = stub.Score(retry_request(first, code="51"), timeout=5)
+        server.running.tracer.queue.flush()  # type: ignore[attr-defined]
+        spans = receiver.wait_for(lambda s: len(by_name(s, "forestgate.v1.Scoring/Score")) == 2)
+    (call,) = [s for s in by_name(spans, "forestgate.v1.Scoring/Score")
+               if s.trace_id == got.trace_id]  # fmt: skip
+    children = sorted(s.name for s in spans if s.parent_span_id == call.span_id)
+    assert children == ["decode", "encode", "infer", "infer", "queue", "queue"]
+    batches = {s.span_id: s for s in by_name(spans, "engine.batch")}
+    infer_links = [
+        link[1] for s in spans if s.parent_span_id == call.span_id and s.name == "infer"
+        for link in s.links
+    ]  # fmt: skip
+    assert len(infer_links) == 2 and all(span_id in batches for span_id in infer_links)

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,6 @@ from tests.server.test_shedding import _request, _until
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 MODEL_INFER = "inference.GRPCInferenceService/ModelInfer"
-
-
-@pytest.fixture
-def receiver() -> Iterator[TraceReceiver]:
-    receiver = TraceReceiver()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture
