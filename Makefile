@@ -73,6 +73,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/python_versions.py
 	$(BIN)/python bench/overload_costs.py
 	$(BIN)/python bench/tracing.py
+	$(BIN)/python bench/decision.py
+	$(BIN)/python bench/guardrail.py
 	$(BIN)/python bench/load.py
 
 proto: $(STAMP)
