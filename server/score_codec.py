@@ -96,16 +96,10 @@ def authorization(msg: pb.ScoreRequest, routes: RouteTable, field: str = "") -> 
 
 
 def outcome(msg: pb.ReportOutcomeRequest) -> Outcome:
-    at = msg.time.ToDatetime(dt.UTC) if msg.HasField("time") else dt.datetime.now(dt.UTC)
-    code = msg.response_code.strip()
-    _need(bool(_CODE.fullmatch(code)), "response_code", "1-3 letters or digits (ISO 8583 DE 39)")
-    mac = msg.merchant_advice_code.strip()
-    _need(
-        not mac or (mac.isdigit() and len(mac) == 2), "merchant_advice_code", "two digits or empty"
-    )
     return Outcome(
-        _identifier(msg.authorization_id, "authorization_id"), msg.approved, code, mac or None,
-        msg.route_id, at,
+        _identifier(msg.authorization_id, "authorization_id"), msg.approved,
+        _response_code(msg.response_code, "response_code"),
+        _advice_code(msg.merchant_advice_code, "merchant_advice_code"), msg.route_id,
     )  # fmt: skip
 
 
@@ -144,11 +138,13 @@ def _need(ok: bool, field: str, rule: str) -> None:
         raise InvalidInput(f"{field}: {rule}")
 
 
-def _identifier(value: str, field: str) -> str:
+def _identifier(
+    value: str, field: str, pan_rule: str = "looks like a card number; never send a PAN"
+) -> str:
     _need(bool(value), field, "required")
+    _need(not contains_pan(value), field, pan_rule)
     _need(len(value) <= MAX_ID and bool(_TOKEN.fullmatch(value)), field,
           f"at most {MAX_ID} letters, digits or _-+/=.:")  # fmt: skip
-    _need(not contains_pan(value), field, "looks like a card number; never send a PAN")
     return value
 
 
@@ -167,9 +163,8 @@ def _card(msg: pb.Card, field: str, ts_ms: int) -> Card:
     _need(bool(msg.pan_hash or msg.par), f"{field}.pan_hash", "a PAN hash or a PAR is required")
     for name, value in (("pan_hash", msg.pan_hash), ("par", msg.par)):
         if value:
-            _need(not contains_pan(value), f"{field}.{name}",
-                  "looks like a card number; send a keyed hash, never the PAN")  # fmt: skip
-            _identifier(value, f"{field}.{name}")
+            _identifier(value, f"{field}.{name}",
+                        "looks like a card number; send a keyed hash, never the PAN")  # fmt: skip
     _need(1 <= msg.expiry_month <= 12, f"{field}.expiry_month", "must be 1-12")
     _need(2000 <= msg.expiry_year <= 2099, f"{field}.expiry_year", "four digits, 2000-2099")
     expiry = msg.expiry_year * 12 + msg.expiry_month - 1
@@ -215,14 +210,24 @@ def _decline(msg: pb.Decline, routes: RouteTable, field: str, now_ms: int) -> Pa
     ts_ms = _time_ms(msg, "time", f"{field}.")
     _need(ts_ms <= now_ms, f"{field}.time", "after the request's time")
     _need(msg.route_id in routes.routes, f"{field}.route_id", f"unknown route {msg.route_id!r}")
-    code = msg.response_code.strip()
-    _need(bool(_CODE.fullmatch(code)), f"{field}.response_code", "1-3 letters or digits")
-    mac = msg.merchant_advice_code.strip()
-    _need(not mac or (mac.isdigit() and len(mac) == 2), f"{field}.merchant_advice_code",
-          "two digits or empty")  # fmt: skip
+    code = _response_code(msg.response_code, f"{field}.response_code")
+    advice = _advice_code(msg.merchant_advice_code, f"{field}.merchant_advice_code")
     auth_id = _identifier(msg.authorization_id, f"{field}.authorization_id") \
         if msg.authorization_id else ""  # fmt: skip
-    return PastDecline(auth_id, ts_ms, msg.route_id, code, mac or None, msg.credential_changed)
+    return PastDecline(auth_id, ts_ms, msg.route_id, code, advice, msg.credential_changed)
+
+
+def _response_code(value: str, field: str) -> str:
+    code = value.strip()
+    _need(bool(_CODE.fullmatch(code)), field, "1-3 letters or digits (ISO 8583 DE 39)")
+    return code
+
+
+def _advice_code(value: str, field: str) -> str | None:
+    """A Mastercard merchant advice code, or None when the field is empty."""
+    mac = value.strip()
+    _need(not mac or (mac.isdigit() and len(mac) == 2), field, "two digits or empty")
+    return mac or None
 
 
 def _routes(ids: Iterable[str], routes: RouteTable, field: str) -> tuple[str, ...]:

@@ -109,7 +109,7 @@ class DecisionCore:
         self, auth: Authorization, deadline_ns: int | None = None, trace: object = None
     ) -> Decision:
         self.scoring.readiness.check()
-        world = self.models.reference_data()
+        world, pricing = self.models.world()
         if auth.amount.currency not in world.usd_per_unit:
             raise errors.InvalidInput(
                 f"amount.currency: {auth.amount.currency} has no exchange rate on this server"
@@ -118,7 +118,7 @@ class DecisionCore:
         state = self.state
         decline = auth.declines[-1] if auth.advise_retry else None
         priced = auth.routes if decline is None else (*auth.routes, decline.route_id)
-        prices = self.models.pricing().routes(auth, tuple(dict.fromkeys(priced)))
+        prices = pricing.routes(auth, tuple(dict.fromkeys(priced)))
         seen = await state.seen(auth.id)
         if seen is not None and seen.reported:
             raise errors.InvalidInput(

@@ -3,7 +3,6 @@ an outcome, and why the incumbent answered instead of the models."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -47,7 +46,6 @@ class Outcome:
     response_code: str
     merchant_advice_code: str | None
     route_id: str  # empty: the route Score chose
-    at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,13 +70,13 @@ def decline_request(
     payment and card at the decline's time and route, as its ``attempt_no``-th attempt."""
     index = auth.declines.index(decline)
     base = feature_request(auth, world, attempt_id=attempt_id)
+    # The decline's own wall clock when the merchant's country is known, else the request's.
     local = world.local_time(decline.ts_ms, auth.merchant.country)
-    if local is not None:
-        base = dataclasses.replace(
-            base, local_hour=local.hour, dow=local.isoweekday(), dom=local.day
-        )
     return dataclasses.replace(
         base,
+        local_hour=base.local_hour if local is None else local.hour,
+        dow=base.dow if local is None else local.isoweekday(),
+        dom=base.dom if local is None else local.day,
         ts_ms=decline.ts_ms,
         route_id=decline.route_id,
         attempt_no=index + 1,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forestgate.errors import BundleError, Unavailable
+from forestgate.errors import BundleError, NotFound, Unavailable
 from forestgate.payments.features import APPROVAL_FEATURES, RETRY_FEATURES
 from forestgate.payments.routetable import RouteTable
 from forestgate.server.decisions.reference_data import ReferenceData
@@ -39,9 +39,10 @@ class DecisionModels:
     def reference_data(self) -> ReferenceData:
         return self._reference()[1]
 
-    def pricing(self) -> Pricing:
-        """Route prices at the reference data's exchange rates."""
-        return self._reference()[2]
+    def world(self) -> tuple[ReferenceData, Pricing]:
+        """The reference data, and route prices at its exchange rates, in one lookup."""
+        _, world, pricing = self._reference()
+        return world, pricing
 
     def retry_delays_s(self) -> tuple[int, ...]:
         """The delays the retry model was trained to score (its manifest's grid)."""
@@ -60,7 +61,7 @@ class DecisionModels:
         (an unload must not stop the incumbent from pricing routes)."""
         try:
             model = self.repository.get(self.approval).model
-        except Exception:
+        except NotFound:
             if self._world is None:
                 raise Unavailable(
                     f"decisions need the {self.approval!r} model's reference data; it is not "
