@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 50051
 METRICS_PORT ?= 9090
 
-.PHONY: run test lint bench proto models clean
+.PHONY: run test lint bench proto models clean docker-smoke
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; ForestGate needs Python 3.11" >&2; exit 1; }
@@ -47,6 +47,13 @@ test: $(STAMP)
 		{ apt-get install -y -qq redis-server || { apt-get update -qq && \
 		apt-get install -y -qq redis-server; }; } >/dev/null 2>&1 || true
 	$(BIN)/python -m pytest
+
+# The Dockerfile built on a local Debian base (debootstrap; no registry is needed) and run, then
+# checked from outside: health, a tritonclient inference, Score, /metrics, spans and a SIGTERM
+# drain. As root it installs Debian's docker.io and starts dockerd when no engine answers, and
+# removes every image and container it made. Also part of `make test`.
+docker-smoke: $(STAMP)
+	$(BIN)/python -m pytest -m docker -v tests/deploy/test_docker_smoke.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

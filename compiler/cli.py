@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from forestgate.compiler import require_compiler
 from forestgate.errors import CompileError
 
 
@@ -103,6 +104,7 @@ def _read_sample(path: Path) -> npt.NDArray[np.float32]:
 
 
 def run_compile(args: argparse.Namespace) -> int:
+    require_compiler("forestgate compile")
     from forestgate.compiler.codegen import CompileOptions
     from forestgate.compiler.pipeline import compile_model
 

@@ -18,6 +18,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _registrars() -> list[Register]:
+    from forestgate.clients import health
     from forestgate.clients.load import cli as load_cli
     from forestgate.clients.simulate import cli as simulate_cli
     from forestgate.compiler import cli as compiler_cli
@@ -29,6 +30,7 @@ def _registrars() -> list[Register]:
         server_cli.register,
         training_cli.register,
         load_cli.register,
+        health.register,
         simulate_cli.register,
     ]
 

@@ -1,6 +1,6 @@
 """A plain `pip install` of the repository (core dependencies only, not editable) into a fresh
 virtual environment gives a working `forestgate` that inspects a bundle from its own site-packages,
-without any training framework installed."""
+without any training framework or the compiler installed: what a serving image holds."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def test_plain_install_inspects_a_bundle_without_the_training_stack(
             "print(runtime.__file__)\n"
             "print(sysconfig.get_paths()['purelib'])\n"
             "print(resources.files('forestgate.compiler').joinpath('shim.c').is_file())\n"
-            "print(*[m for m in ('xgboost', 'lightgbm', 'sklearn')"
+            "print(*[m for m in ('xgboost', 'lightgbm', 'sklearn', 'treelite', 'scipy')"
             " if importlib.util.find_spec(m)])\n"
             # The whole server, decisions included, imports without the optional extras.
             "import forestgate.server.app\n"
@@ -106,3 +106,8 @@ def test_plain_install_inspects_a_bundle_without_the_training_stack(
     assert has_shim == "True"  # the compiler's C shim ships with the package
     assert training_stack == ""
     assert extras == ""  # and forestgate.server.app imported without them
+
+    compile_ = run(entry_point, "compile", "model.json", "--name", "m", "--version", "1",
+                   "--repository", tmp_path / "repo", cwd=tmp_path)  # fmt: skip
+    assert compile_.returncode == 2
+    assert "pip install 'forestgate[compile]'" in compile_.stderr, compile_.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from forestgate.compiler import require_compiler
 from forestgate.training.generator.presets import PRESETS
 
 
@@ -76,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    require_compiler("forestgate train")
     from forestgate.training.trainer.pipeline import run, validate
 
     request = validate(
