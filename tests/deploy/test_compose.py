@@ -48,15 +48,20 @@ def test_the_compose_file_follows_the_compose_specification(tmp_path):
     assert validate(tmp_path / "broken.yml").returncode != 0  # the validator does reject
 
 
-def test_forestgate_parses_its_command_and_exports_to_jaeger():
-    services = compose()["services"]
-    server, jaeger = services["forestgate"], services["jaeger"]
+def served(server: dict[str, Any]) -> tuple[settings_module.Settings, dict[str, str]]:
+    """The settings the service's command and environment give the server, and that environment."""
     environ = {key: str(value) for key, value in server["environment"].items()}
     parser = argparse.ArgumentParser()
     settings_module.add_arguments(parser)
     command = server["command"]
     assert command[0] == "serve"
-    settings = settings_module.from_sources(parser.parse_args(command[1:]), environ)
+    return settings_module.from_sources(parser.parse_args(command[1:]), environ), environ
+
+
+def test_forestgate_parses_its_command_and_exports_to_jaeger():
+    services = compose()["services"]
+    server, jaeger = services["forestgate"], services["jaeger"]
+    settings, environ = served(server)
     assert settings.host == "0.0.0.0"
     assert published(server) == {settings.port: settings.port, settings.metrics_port: 9090}
     assert settings.trace_slow_us == 2000
@@ -77,3 +82,21 @@ def test_forestgate_parses_its_command_and_exports_to_jaeger():
         and key.removeprefix("FORESTGATE_").lower() not in settings_module.HELP
     }  # fmt: skip
     assert unknown == set()
+
+
+def test_prometheus_scrapes_forestgate_and_loads_the_alerts():
+    services = compose()["services"]
+    settings, _ = served(services["forestgate"])
+    prometheus = services["prometheus"]
+    (mount,) = prometheus["volumes"]
+    source, target, mode = mount.split(":")
+    assert (COMPOSE.parent / source).resolve() == REPO / "deploy" / "prometheus" and mode == "ro"
+    assert f"--config.file={target}/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (targets,) = (static["targets"] for static in jobs["forestgate"]["static_configs"])
+    assert targets == [f"forestgate:{settings.metrics_port}"]  # the service, its metrics port
+    assert settings.workers == 1  # worker i serves port + i: one target per worker
+    assert "forestgate" in prometheus["depends_on"]
+    assert 9090 in published(prometheus)
