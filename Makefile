@@ -40,12 +40,15 @@ run: $(STAMP) $(MODELS)/.demo-trained-2
 	$(BIN)/forestgate serve --model-repository $(MODELS) --host $(HOST) --port $(PORT) \
 		--metrics-port $(METRICS_PORT)
 
-# The Redis store's tests start a real redis-server: installed here when missing and run as root
-# (best effort, quiet); without it those tests skip and say why.
+# The Redis store's tests start a real redis-server, and the Prometheus tests run promtool
+# (Debian's prometheus package): installed here when missing and run as root (best effort,
+# quiet); without them those tests skip and say why.
+TEST_PACKAGES := redis-server prometheus
 test: $(STAMP)
-	@command -v redis-server >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
-		{ apt-get install -y -qq redis-server || { apt-get update -qq && \
-		apt-get install -y -qq redis-server; }; } >/dev/null 2>&1 || true
+	@{ command -v redis-server && command -v promtool; } >/dev/null || [ "$$(id -u)" != 0 ] || \
+		! command -v apt-get >/dev/null || \
+		{ apt-get install -y -qq $(TEST_PACKAGES) || { apt-get update -qq && \
+		apt-get install -y -qq $(TEST_PACKAGES); }; } >/dev/null 2>&1 || true
 	$(BIN)/python -m pytest
 
 # The Dockerfile built on a local Debian base (debootstrap; no registry is needed) and run, then

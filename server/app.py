@@ -82,10 +82,14 @@ class RunningServer:
         return self.core.readiness
 
     async def publish_models(self) -> None:
-        """Mirror the loaded versions into the model gauge and per-model health status."""
+        """Mirror the repository index into the model gauges and per-model health status."""
         self.metrics.models_loaded.clear()
-        for loaded in self.repository.loaded():
-            self.metrics.models_loaded.labels(loaded.model.name, loaded.model.version).set(1)
+        self.metrics.models_failed.clear()
+        for entry in self.repository.index():
+            gauge = (
+                self.metrics.models_loaded if entry.state == "READY" else self.metrics.models_failed
+            )
+            gauge.labels(entry.name, entry.version).set(1)
         await self.health.publish()
 
     async def drain_and_stop(self, grace_s: float) -> None:

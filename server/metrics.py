@@ -123,6 +123,11 @@ class ServerMetrics:
             "forestgate_model_loaded", "1 for each model version that is loaded and ready",
             ["model", "version"], registry=self.registry,
         )  # fmt: skip
+        self.models_failed = Gauge(
+            "forestgate_model_load_failed",
+            "1 for each model version on disk that failed to load (RepositoryIndex says why)",
+            ["model", "version"], registry=self.registry,
+        )  # fmt: skip
 
     def method(self, name: str) -> MethodStats:
         stats = self.methods.get(name)

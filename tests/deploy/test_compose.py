@@ -4,7 +4,6 @@ reading the service's command and environment."""
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +12,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from forestgate.server import settings as settings_module
+from forestgate.server.settings import Settings
 from forestgate.server.tracing.config import trace_config
+from tests.deploy.serve import served
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "docker-compose.yml"
@@ -48,15 +48,16 @@ def test_the_compose_file_follows_the_compose_specification(tmp_path):
     assert validate(tmp_path / "broken.yml").returncode != 0  # the validator does reject
 
 
+def service_settings(server: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
+    """The settings the service's command and environment give the server, and that environment."""
+    environ = {key: str(value) for key, value in server["environment"].items()}
+    return served(server["command"], environ), environ
+
+
 def test_forestgate_parses_its_command_and_exports_to_jaeger():
     services = compose()["services"]
     server, jaeger = services["forestgate"], services["jaeger"]
-    environ = {key: str(value) for key, value in server["environment"].items()}
-    parser = argparse.ArgumentParser()
-    settings_module.add_arguments(parser)
-    command = server["command"]
-    assert command[0] == "serve"
-    settings = settings_module.from_sources(parser.parse_args(command[1:]), environ)
+    settings, environ = service_settings(server)
     assert settings.host == "0.0.0.0"
     assert published(server) == {settings.port: settings.port, settings.metrics_port: 9090}
     assert settings.trace_slow_us == 2000
@@ -71,9 +72,21 @@ def test_forestgate_parses_its_command_and_exports_to_jaeger():
     )
     assert 16686 in published(jaeger)  # the UI
     assert "jaeger" in server["depends_on"]
-    unknown = {
-        key for key in environ
-        if key.startswith("FORESTGATE_")
-        and key.removeprefix("FORESTGATE_").lower() not in settings_module.HELP
-    }  # fmt: skip
-    assert unknown == set()
+
+
+def test_prometheus_scrapes_forestgate_and_loads_the_alerts():
+    services = compose()["services"]
+    settings, _ = service_settings(services["forestgate"])
+    prometheus = services["prometheus"]
+    (mount,) = prometheus["volumes"]
+    source, target, mode = mount.split(":")
+    assert (COMPOSE.parent / source).resolve() == REPO / "deploy" / "prometheus" and mode == "ro"
+    assert f"--config.file={target}/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (targets,) = (static["targets"] for static in jobs["forestgate"]["static_configs"])
+    assert targets == [f"forestgate:{settings.metrics_port}"]  # the service, its metrics port
+    assert settings.workers == 1  # worker i serves port + i: one target per worker
+    assert "forestgate" in prometheus["depends_on"]
+    assert 9090 in published(prometheus)

@@ -168,6 +168,14 @@ def test_a_broken_newer_version_does_not_hide_a_serving_older_one(
         }
         assert index[("fraud", "3")] == "UNAVAILABLE"
         assert index[("fraud", "2")] == "READY"
+        registry = server.running.metrics.registry  # type: ignore[attr-defined]
+        failed = {
+            (sample.labels["model"], sample.labels["version"], sample.value)
+            for family in registry.collect()
+            if family.name == "forestgate_model_load_failed"
+            for sample in family.samples
+        }
+        assert failed == {("fraud", "3", 1.0), ("broken", "1", 1.0)}  # what alerts watch
         statuses = _health(server.address, "fraud", "broken")
         assert statuses == {
             "fraud": health_pb2.HealthCheckResponse.SERVING,  # requests reach fraud/2
