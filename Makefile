@@ -56,7 +56,7 @@ test: $(STAMP)
 # drain. As root it installs Debian's docker.io and starts dockerd when no engine answers, and
 # removes every image and container it made. Also part of `make test`.
 docker-smoke: $(STAMP)
-	$(BIN)/python -m pytest -m docker -v tests/deploy/test_docker_smoke.py
+	$(BIN)/python -m pytest -m docker -v -rP tests/deploy/test_docker_smoke.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

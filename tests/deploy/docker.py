@@ -92,10 +92,13 @@ class Made:
 
     images: list[str] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
 
     def remove(self) -> None:
         for container in self.containers:
             docker("rm", "--force", "--volumes", container, check=False)
+        for volume in self.volumes:
+            docker("volume", "rm", "--force", volume, check=False)
         for image in reversed(self.images):
             docker("rmi", "--force", image, check=False)
 
@@ -127,10 +130,25 @@ def build_image(tag: str, base: str, made: Made, log: Path) -> None:
     """The repository's Dockerfile on `base`; the builder stage's image is removed with it."""
     before = image_ids()
     build = docker(
-        "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", "--tag", tag,
-        "--file", str(REPO / "Dockerfile"), str(REPO), timeout=1800, check=False,
+        "build", "--force-rm", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
+        "--tag", tag, "--file", str(REPO / "Dockerfile"), str(REPO), timeout=1800, check=False,
     )  # fmt: skip
     log.write_text(build.stdout + build.stderr)
     made.images.extend(sorted(image_ids() - before))
     made.images.append(tag)
     assert build.returncode == 0, f"docker build failed, see {log}:\n{build.stderr[-3000:]}"
+
+
+def copy_models(image: str, volume: str, init_command: list[str], user: str, made: Made) -> None:
+    """The Kubernetes pod's recipe: an init container, as the server's user, copies the image's
+    bundles into a fresh volume that the server then mounts read-only. chown plays the part of
+    the pod's fsGroup, which makes the new volume writable to that user."""
+    docker("volume", "create", volume)
+    made.volumes.append(volume)
+    mount = ("--volume", f"{volume}:/repository")
+    as_root = ("--user", "0", "--entrypoint", "chown")
+    docker("run", "--rm", *mount, *as_root, image, user, "/repository")
+    docker(
+        "run", "--rm", *mount, "--user", user, "--read-only", "--cap-drop", "ALL",
+        "--entrypoint", init_command[0], image, *init_command[1:],
+    )  # fmt: skip

@@ -1,8 +1,9 @@
 """`make docker-smoke`: the repository's Dockerfile built on a local Debian base and run, then
 used from outside the container as an SRE would: Docker's own health check, grpc.health.v1, a
 tritonclient inference, the README's Score example, /metrics, spans at an OTLP receiver outside
-the container, and a SIGTERM drain that exits 0. The container runs as in Kubernetes: read-only
-root filesystem, a tmpfs on /tmp, no capabilities.
+the container, and a SIGTERM drain that exits 0. The container runs as the Kubernetes pod of
+deploy/k8s/base does: its settings, its init container's copy of the bundles into a read-only
+volume, a read-only root filesystem with a tmpfs on /tmp, the numeric user, no capabilities.
 
 Needs root (it installs Debian's docker.io and debootstrap and starts dockerd when no engine
 answers); without root the module skips and says so. See tests/deploy/docker.py.
@@ -11,6 +12,7 @@ answers); without root the module skips and says so. See tests/deploy/docker.py.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -18,11 +20,13 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
+import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.deploy import docker as d
@@ -35,18 +39,47 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 REPO = d.REPO
 IMAGE = "forestgate-smoke:test"
 BASE = "forestgate-smoke-base:bookworm"
-GRACE_S = 5
+DEPLOYMENT = REPO / "deploy" / "k8s" / "base" / "deployment.yaml"
+SETTINGS = REPO / "deploy" / "k8s" / "base" / "settings.env"
 USER = "10001:10001"
 
 
-def free_port() -> int:
+def pod() -> dict[str, Any]:
+    """The Kubernetes Deployment's pod spec and its settings, which the container reproduces."""
+    spec: dict[str, Any] = yaml.safe_load(DEPLOYMENT.read_text())["spec"]["template"]["spec"]
+    lines = SETTINGS.read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+    return {"spec": spec, "settings": dict(pairs)}
+
+
+WORKERS = int(pod()["settings"]["FORESTGATE_WORKERS"])
+GRACE_S = float(pod()["settings"]["FORESTGATE_GRACE_PERIOD_S"])
+# Docker kills the container this long after SIGTERM: the server's grace, so an exit code of 0
+# (not 137) means the server drained and left within it.
+KILL_AFTER_S = math.ceil(GRACE_S)
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (worker i serves metrics on port + i)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = int(probe.getsockname()[1])
+        if first + count < 65536 and all(free(first + i) for i in range(1, count)):
+            return first
+
+
+def free(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, d.Made]]:
     work = tmp_path_factory.mktemp("docker")
     try:
         engine = d.start_engine(work / "dockerd.log")
@@ -56,10 +89,15 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         d.build_base(BASE, work / "rootfs", made)
         d.build_image(IMAGE, BASE, made, work / "build.log")
-        yield IMAGE
+        yield IMAGE, made
     finally:
         made.remove()
         d.stop_engine(engine)
+
+
+@pytest.fixture(scope="module")
+def image(built: tuple[str, d.Made]) -> str:
+    return built[0]
 
 
 @dataclass
@@ -84,14 +122,22 @@ class Running:
 
 
 @pytest.fixture(scope="module")
-def container(image: str) -> Iterator[Running]:
+def container(built: tuple[str, d.Made]) -> Iterator[Running]:
+    """The image run as the Kubernetes pod runs it: the base settings.env (2 workers), bundles
+    copied by the init container into a read-only volume, a read-only root with a tmpfs on
+    /tmp, the numeric user, no capabilities. Only the ports and the tracing variables differ."""
+    image, made = built
     receiver = TraceReceiver()
     otlp_port = receiver.start_grpc()
-    running = Running(f"forestgate-smoke-{free_port()}", free_port(), free_port(), receiver)
+    metrics_port = free_ports(WORKERS)
+    running = Running(f"forestgate-smoke-{metrics_port}", free_ports(1), metrics_port, receiver)
+    (init,) = pod()["spec"]["initContainers"]
+    volume = f"{running.name}-models"
+    d.copy_models(image, volume, init["command"], USER, made)
     environment = {
+        **pod()["settings"],
         "FORESTGATE_PORT": running.port,
         "FORESTGATE_METRICS_PORT": running.metrics_port,
-        "FORESTGATE_GRACE_PERIOD_S": GRACE_S,
         "OTEL_SERVICE_NAME": "forestgate-smoke",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
         "OTEL_TRACES_SAMPLER": "always_on",
@@ -101,15 +147,15 @@ def container(image: str) -> Iterator[Running]:
     d.docker(
         "run", "--detach", "--name", running.name, "--network", "host", "--read-only",
         "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--stop-timeout", str(GRACE_S + 20), *flags, image,
+        "--volume", f"{volume}:/models:ro", "--stop-timeout", str(KILL_AFTER_S), *flags, image,
     )  # fmt: skip
+    made.containers.append(running.name)
     try:
         wait_until_healthy(running)
         yield running
     finally:
         print(running.logs()[-4000:], file=sys.stderr)
         receiver.stop()
-        d.docker("rm", "--force", running.name, check=False)
 
 
 def wait_until_healthy(running: Running, within_s: float = 120) -> None:
@@ -173,12 +219,12 @@ def test_the_readmes_score_example(container: Running) -> None:
     assert "outcome recorded: True" in done.stdout
 
 
-def test_the_metrics_endpoint(container: Running) -> None:
-    url = f"http://127.0.0.1:{container.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        text = reply.read().decode()
-    assert "forestgate_requests_total{" in text or "forestgate_" in text
-    assert 'model="approval"' in text
+def test_every_workers_metrics_endpoint(container: Running) -> None:
+    for worker in range(WORKERS):
+        url = f"http://127.0.0.1:{container.metrics_port + worker}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            text = reply.read().decode()
+        assert 'forestgate_model_loaded{model="approval",version="1"} 1.0' in text, worker
 
 
 def test_spans_reach_a_receiver_outside_the_container(container: Running) -> None:
@@ -193,10 +239,9 @@ def test_spans_reach_a_receiver_outside_the_container(container: Running) -> Non
 
 
 def test_sigterm_drains_and_exits_zero_within_the_grace_period(container: Running) -> None:
-    # `docker stop` sends STOPSIGNAL (SIGTERM) and kills after --time seconds: a 0 exit code
-    # means the server drained and left by itself, before the kill.
-    d.docker("stop", "--time", str(GRACE_S + 20), container.name, timeout=60)
+    # `docker stop` sends STOPSIGNAL (SIGTERM) and kills after --time seconds.
+    d.docker("stop", "--time", str(KILL_AFTER_S), container.name, timeout=KILL_AFTER_S + 30)
     state = container.state()
     assert state["ExitCode"] == 0, container.logs()[-3000:]
     assert not state["OOMKilled"]
-    assert "stopped cleanly" in container.logs()
+    assert container.logs().count("stopped cleanly") == WORKERS

@@ -4,7 +4,6 @@ and health check agree with the server's settings, the runtime stage holds no co
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import re
@@ -16,9 +15,9 @@ from dockerfile_parse import DockerfileParser
 
 from forestgate.cli import build_parser
 from forestgate.clients import health
-from forestgate.server import settings as settings_module
 from tests.deploy import docker
 from tests.deploy import test_docker_smoke as smoke
+from tests.deploy.serve import served
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,26 +77,16 @@ def test_the_runtime_stage_holds_no_compiler_and_only_what_the_builder_installed
 def test_ports_variables_and_health_check_agree_with_the_servers_settings():
     runtime = stages()["runtime"]
     environ = runtime_environment()
-    parser = argparse.ArgumentParser()
-    settings_module.add_arguments(parser)
     (command,) = values(runtime, "CMD")
     (entrypoint,) = values(runtime, "ENTRYPOINT")
     assert json.loads(entrypoint) == ["forestgate"]  # exec form: the server is PID 1
-    serve = json.loads(command)
-    assert serve[0] == "serve"
-    settings = settings_module.from_sources(parser.parse_args(serve[1:]), environ)
+    settings = served(json.loads(command), environ)
     assert settings.host == "0.0.0.0"
     assert str(settings.model_repository) == "/models"
     (exposed,) = values(runtime, "EXPOSE")
     assert sorted(int(port) for port in exposed.split()) == sorted(
         [settings.port, settings.metrics_port]
     )
-    unknown = {
-        key for key in environ
-        if key.startswith("FORESTGATE_")
-        and key.removeprefix("FORESTGATE_").lower() not in settings_module.HELP
-    }  # fmt: skip
-    assert unknown == set()
 
     (check,) = values(runtime, "HEALTHCHECK")
     probe = json.loads(check.split("CMD", 1)[1])
