@@ -4,6 +4,7 @@ keys they are counted under; every backend (memory, Redis) produces these same v
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from forestgate.errors import InvalidInput
 from forestgate.payments.codes import Family
@@ -30,9 +31,11 @@ class CardCounts:
     recoveries: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class RouteCounts:
-    """The 7 d counts of one route's rate keys: the route, issuer x route and BIN x route."""
+class RouteCounts(NamedTuple):
+    """The 7 d counts of one route's rate keys: the route, issuer x route and BIN x route.
+
+    A NamedTuple, immutable like the dataclasses here but built in half the time: a Score
+    builds one per candidate route, and a frozen dataclass pays ~0.1 us per field to set it."""
 
     route: Counts = (0, 0)
     issuer_route: Counts = (0, 0)

@@ -34,6 +34,7 @@ from forestgate.payments.routetable import RouteTable
 from forestgate.payments.vectors import F32, FeatureBuilder
 
 NEVER = -(2**62)
+NO_HISTORY = CardCounts()  # a card never observed (immutable, so one instance serves all)
 RateKey = tuple[str, ...]
 K = TypeVar("K")
 V = TypeVar("V")
@@ -218,7 +219,7 @@ class FeatureState:
     def card_counts(self, card_key: str, *, anchor_ms: int) -> CardCounts:
         card = self.cards.get(card_key)
         if card is None:
-            return CardCounts()
+            return NO_HISTORY
         n24, d24 = card.recent.count(anchor_ms - CARD_WINDOWS_MS[0], anchor_ms)
         n7, d7 = card.recent.count(anchor_ms - CARD_WINDOWS_MS[1], anchor_ms)
         return CardCounts(
@@ -227,12 +228,20 @@ class FeatureState:
         )
 
     def route_counts(self, request: Request, route_id: str, *, anchor_ms: int) -> RouteCounts:
-        keys = route_keys(request, route_id)
-        return RouteCounts(*(self.rate_counts(k, anchor_ms=anchor_ms) for k in keys))
+        route, issuer_route, bin_route = route_keys(request, route_id)
+        lower_ms = anchor_ms - RATE_WINDOW_MS
+        return RouteCounts(
+            self._count(route, lower_ms, anchor_ms),
+            self._count(issuer_route, lower_ms, anchor_ms),
+            self._count(bin_route, lower_ms, anchor_ms),
+        )
 
     def rate_counts(self, key: RateKey, *, anchor_ms: int) -> Counts:
+        return self._count(key, anchor_ms - RATE_WINDOW_MS, anchor_ms)
+
+    def _count(self, key: RateKey, lower_ms: int, upper_ms: int) -> Counts:
         window = self.rates.get(key)
-        return (0, 0) if window is None else window.count(anchor_ms - RATE_WINDOW_MS, anchor_ms)
+        return (0, 0) if window is None else window.count(lower_ms, upper_ms)
 
     def prune(self, now_ms: int) -> None:
         """Drop what expired by ``now_ms`` (observe calls it with the watermark; a server idle

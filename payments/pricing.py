@@ -35,32 +35,35 @@ class RoutePricer:
         self.table = table
         self.rates = rates
         self._fixed: dict[tuple[int, str, str], int] = {}
-        self._schedules: dict[tuple[str, object, object, str], _Schedule] = {}
+        self._schedules: dict[tuple[str, object, object, str], Schedule] = {}
 
     def price(self, route_id: str, amount_minor: int, currency: str, card: CardProfile) -> Price:
         """The cost of sending ``amount_minor`` of ``currency`` for ``card`` on the route;
         InvalidInput as ``cost_breakdown`` raises it (ineligible card, missing rates)."""
+        schedule = self.schedule(route_id, currency, card)
+        if amount_minor < 0:
+            raise InvalidInput(f"amount_minor must be >= 0, got {amount_minor}")
+        return Price(schedule.approval_minor(amount_minor), schedule.attempt_minor)
+
+    def schedule(self, route_id: str, currency: str, card: CardProfile) -> Schedule:
+        """What the route charges ``card`` in ``currency``, for any amount: ``price`` without
+        its Price, for a caller that prices many routes and keeps its own record of each."""
         route = self.table[route_id]
         if not route.eligible(card):
             raise InvalidInput(
                 f"route {route.route_id} does not accept {card.network} {card.card_type} cards"
             )
-        if amount_minor < 0:
-            raise InvalidInput(f"amount_minor must be >= 0, got {amount_minor}")
         relation = route.relation(card)
         key = (route_id, relation, card.card_type, currency)
         schedule = self._schedules.get(key)
         if schedule is None:
             check_currency(currency)
             schedule = self._schedules[key] = self._schedule(route, relation, card, currency)
-        approval = schedule.fixed_minor
-        for rate in schedule.rates:
-            approval += rate.of(amount_minor)
-        return Price(approval, schedule.attempt_minor)
+        return schedule
 
     def _schedule(
         self, route: RouteCost, relation: Relation, card: CardProfile, currency: str
-    ) -> _Schedule:
+    ) -> Schedule:
         """A route's fees for one kind of card and presentment currency: the rates that apply
         to the amount, and the fixed parts, each converted and rounded on its own."""
         fees = (
@@ -73,7 +76,7 @@ class RoutePricer:
             rates.append(_Rate.of_fee(Fee(route.fx_spread_bps)))
         fixed = sum(self._convert(route, fee.fixed_minor, currency) for fee in fees)
         attempt = self._convert(route, route.per_attempt_fee_minor, currency)
-        return _Schedule(tuple(rates), fixed, attempt)
+        return Schedule(tuple(rates), fixed, attempt)
 
     def _convert(self, route: RouteCost, fixed_minor: int, currency: str) -> int:
         """A fixed fee of the route's settlement currency in ``currency``, once per pair."""
@@ -94,10 +97,19 @@ class RoutePricer:
 
 
 @dataclass(frozen=True, slots=True)
-class _Schedule:
+class Schedule:
+    """A route's fees for one kind of card in one presentment currency."""
+
     rates: tuple[_Rate, ...]  # applied to the amount, each rounded on its own
     fixed_minor: int  # the fixed parts of the approval fees, in the presentment currency
     attempt_minor: int
+
+    def approval_minor(self, amount_minor: int) -> int:
+        """What an approval of ``amount_minor`` (>= 0) costs, every component rounded."""
+        approval = self.fixed_minor
+        for rate in self.rates:
+            approval += rate.of(amount_minor)
+        return approval
 
 
 @dataclass(frozen=True, slots=True)

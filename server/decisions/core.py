@@ -114,11 +114,14 @@ class DecisionCore:
             raise errors.InvalidInput(
                 f"amount.currency: {auth.amount.currency} has no exchange rate on this server"
             )
-        await self.prepare()
+        if self._state is None:
+            await self.prepare()
         state = self.state
         decline = auth.declines[-1] if auth.advise_retry else None
-        priced = auth.routes if decline is None else (*auth.routes, decline.route_id)
-        prices = pricing.routes(auth, tuple(dict.fromkeys(priced)))
+        priced = auth.routes  # distinct: the codec refuses a route listed twice
+        if decline is not None:
+            priced = tuple(dict.fromkeys((*auth.routes, decline.route_id)))
+        prices = pricing.routes(auth, priced)
         seen = await state.seen(auth.id)
         if seen is not None and seen.reported:
             raise errors.InvalidInput(
@@ -176,7 +179,7 @@ class DecisionCore:
                 self.models.retry, retry_job[1], deadline_ns, trace
             )
             (model, p), (retry_model, p_retry) = await asyncio.gather(approval_call, retry_call)
-        p_now = {r: float(v) for r, v in zip(auth.routes, p, strict=True)}
+        p_now = dict(zip(auth.routes, p.tolist(), strict=True))
         value = approval_value(auth, self.config.economics)
         order = ranked(p_now, prices, value)
         advice = None

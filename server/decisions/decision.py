@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from forestgate import errors
 from forestgate.server.decisions.advice import Advice
@@ -21,8 +22,9 @@ class FeaturesUnavailable(errors.Unavailable):
     """The online state cannot give a feature this call needs (a decline it never observed)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RouteResult:
+class RouteResult(NamedTuple):
+    """One route's answer (a NamedTuple for the reason RoutePrice is one)."""
+
     route_id: str
     p_approve: float  # NaN when the incumbent answered
     net_value_minor: int
@@ -59,7 +61,10 @@ def ranked(
     p_now: Mapping[str, float], prices: Mapping[str, RoutePrice], value: int
 ) -> tuple[RouteResult, ...]:
     """Routes by expected net value, best first (ties by route id)."""
-    results = [RouteResult(r, p, prices[r].net(p, value), prices[r]) for r, p in p_now.items()]
+    results = []
+    for route_id, p in p_now.items():
+        price = prices[route_id]
+        results.append(RouteResult(route_id, p, price.net(p, value), price))
     return tuple(sorted(results, key=lambda v: (-v.net_value_minor, v.route_id)))
 
 

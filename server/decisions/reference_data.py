@@ -52,7 +52,12 @@ class ReferenceData:
     def amount_usd(self, amount: Money) -> float | None:
         """The amount in USD, rounded to cents as the generator records it; None if no rate."""
         rate = self.usd_per_unit.get(amount.currency)
-        return None if rate is None else round(float(amount.to_major()) * rate, 2)
+        if rate is None:
+            return None
+        # Python divides ints correctly rounded: the same float as float(amount.to_major()),
+        # without a Decimal.
+        major: float = amount.amount_minor / 10**amount.exponent
+        return round(major * rate, 2)
 
     def local_time(self, ts_ms: int, country: str) -> dt.datetime | None:
         """Naive wall-clock time in ``country`` at ``ts_ms``; None for a country not known."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from forestgate.payments.economics import CardProfile, expected_fraud_loss, expected_net_value
 from forestgate.payments.money import ExchangeRates, Money, Rounding
@@ -35,8 +36,10 @@ class Economics:
     chargeback_fee_usd: float
 
 
-@dataclass(frozen=True, slots=True)
-class RoutePrice:
+class RoutePrice(NamedTuple):
+    """One route's costs for one authorization (a NamedTuple: built per route per Score, where
+    a frozen dataclass costs twice as much; see payments.counts.RouteCounts)."""
+
     route_id: str
     approval_cost_minor: int
     attempt_cost_minor: int
@@ -47,8 +50,9 @@ class RoutePrice:
         binary floating point: p is a float32 model output (24 significant bits), so times a
         margin under 2**29 minor units the product is exact in a double and the rounding is the
         reference's (tests/server/test_decision_value.py checks it)."""
-        discount = max(0.0, 1.0 - DISCOUNT_PER_DAY * delay_s / DAY_S)
-        value = round(value_minor * discount)
+        value = value_minor  # now: undiscounted, and exact past a double's 53 bits
+        if delay_s:
+            value = round(value_minor * max(0.0, 1.0 - DISCOUNT_PER_DAY * delay_s / DAY_S))
         p = min(max(p_approve, 0.0), 1.0)
         margin = value - self.approval_cost_minor - self.fraud_loss_minor
         if abs(margin) >= EXACT_MARGIN:
@@ -86,22 +90,34 @@ class Pricing:
         self.rates = rates
         self.economics = economics
         self._chargeback: dict[str, int] = {}
+        # The float's exact binary value, as expected_fraud_loss would convert it on every call.
+        self._p_fraud = Decimal(economics.fraud_rate)
+        # A card's profile is checked once per (network, type, issuer country), not per Score:
+        # a few dozen in practice, a few thousand at most (issuer countries are two capitals).
+        self._profiles: dict[tuple[str, str, str], CardProfile] = {}
 
     def routes(self, auth: Authorization, route_ids: tuple[str, ...]) -> Mapping[str, RoutePrice]:
         """Each route's costs (InvalidInput if a route refuses the card)."""
-        card = card_profile(auth)
-        amount = auth.amount
-        loss = expected_fraud_loss(
-            self.economics.fraud_rate,
-            amount.amount_minor,
-            self._chargeback_fee(amount.currency),
-            merchant_liable=not auth.three_ds,
-        )
+        card = self._profile(auth)
+        amount_minor, currency = auth.amount.amount_minor, auth.amount.currency
+        fee = self._chargeback_fee(currency)
+        loss = 0  # authenticated with 3DS: the issuer carries the fraud liability
+        if not auth.three_ds:
+            loss = expected_fraud_loss(self._p_fraud, amount_minor, fee, merchant_liable=True)
         prices = {}
         for route_id in route_ids:
-            price = self.pricer.price(route_id, amount.amount_minor, amount.currency, card)
-            prices[route_id] = RoutePrice(route_id, price.approval_minor, price.attempt_minor, loss)
+            schedule = self.pricer.schedule(route_id, currency, card)
+            approval = schedule.approval_minor(amount_minor)
+            prices[route_id] = RoutePrice(route_id, approval, schedule.attempt_minor, loss)
         return prices
+
+    def _profile(self, auth: Authorization) -> CardProfile:
+        card = auth.card
+        key = (card.brand, "commercial" if card.commercial else card.funding, card.issuer_country)
+        profile = self._profiles.get(key)
+        if profile is None:
+            profile = self._profiles[key] = card_profile(auth)
+        return profile
 
     def _chargeback_fee(self, currency: str) -> int:
         fee = self._chargeback.get(currency)
