@@ -108,7 +108,7 @@ def image_ids() -> set[str]:
 
 
 def build_base(tag: str, root: Path, made: Made) -> None:
-    """Debian bookworm with python3 and venv, as a local image (about 165 MB)."""
+    """Debian bookworm with python3 and venv, as a local image (about 156 MB)."""
     debootstrap = [
         "debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
         "bookworm", str(root), DEBIAN,
