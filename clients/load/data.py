@@ -20,6 +20,7 @@ from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-
 from google.protobuf.message import DecodeError
 
 from forestgate.clients.load import LoadError
+from forestgate.clients.load.fields import FieldTemplates, compile_fields
 from forestgate.clients.load.options import LoadOptions
 from forestgate.clients.load.schema import MethodSchema
 from forestgate.clients.load.template import CallData, Template
@@ -39,6 +40,8 @@ class CallInputs:
     schema: MethodSchema
     templates: tuple[Template, ...] = ()
     metadata_template: Template | None = None
+    # Per template: its string fields alone, when every action is inside one (fields.py).
+    fields: tuple[FieldTemplates | None, ...] = ()
 
     def build(self, n: int, worker_id: str) -> tuple[bytes, Metadata | None]:
         """Render call n: its request bytes and metadata (one CallData for both, as ghz)."""
@@ -49,11 +52,18 @@ class CallInputs:
         if self.payloads is not None:
             payload = self.payloads[n % len(self.payloads)]
         else:
-            text = self.templates[n % len(self.templates)].render(call_data)
-            payload = _serialize(self.schema, _json(text, "data"), "data")
+            payload = self._render(n % len(self.templates), call_data)
         if self.metadata_template is not None:
             return payload, _metadata(_json(self.metadata_template.render(call_data), "metadata"))
         return payload, self.metadata
+
+    def _render(self, index: int, call_data: CallData) -> bytes:
+        fields = self.fields[index] if self.fields else None
+        payload = fields.render(call_data) if fields is not None else None
+        if payload is None:
+            text = self.templates[index].render(call_data)
+            payload = _serialize(self.schema, _json(text, "data"), "data")
+        return payload
 
 
 def build_inputs(options: LoadOptions, schema: MethodSchema) -> CallInputs:
@@ -65,6 +75,7 @@ def build_inputs(options: LoadOptions, schema: MethodSchema) -> CallInputs:
     use_templates = not options.disable_template_data
     functions = not options.disable_template_functions
     templates: tuple[Template, ...] = ()
+    fields: tuple[FieldTemplates | None, ...] = ()
     payloads: tuple[bytes, ...] | None
     if options.binary_data is not None:
         payloads = _binary(schema, options.binary_data)
@@ -78,6 +89,7 @@ def build_inputs(options: LoadOptions, schema: MethodSchema) -> CallInputs:
             for i, template in enumerate(templates):  # fail now, not during the run
                 where = f"data[{i}]" if isinstance(options.data, list) else "data"
                 _serialize(schema, _json(template.render(sample), where), where)
+            fields = tuple(_fields(schema, e, functions) for e in elements)
         else:
             payloads = tuple(_serialize(schema, e, "data") for e in elements)
     metadata_template = None
@@ -97,7 +109,16 @@ def build_inputs(options: LoadOptions, schema: MethodSchema) -> CallInputs:
         schema=schema,
         templates=templates if payloads is None else (),
         metadata_template=metadata_template,
+        fields=fields if payloads is None else (),
     )
+
+
+def _fields(schema: MethodSchema, element: Any, functions: bool) -> FieldTemplates | None:
+    try:
+        base = json_format.ParseDict(element, schema.request_class())
+    except (json_format.ParseError, TypeError, ValueError):
+        return None  # a template where the message wants no string: rendered whole per call
+    return compile_fields(element, base, functions=functions)
 
 
 def _json(text: str, where: str) -> Any:
