@@ -5,6 +5,8 @@ guardrail's counters and each other's decided attempts."""
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import random
 from pathlib import Path
 
 import grpc
@@ -12,6 +14,7 @@ import pytest
 
 from forestgate.protos.forestgate.v1 import scoring_pb2 as pb
 from forestgate.protos.forestgate.v1 import scoring_pb2_grpc as pb_grpc
+from forestgate.server.decisions import state as state_module
 from tests.server.authorizations import NOW, retry_request, score_request
 from tests.server.conftest import _serve
 from tests.trained import Trained
@@ -107,3 +110,20 @@ def test_an_outcome_too_late_for_the_guardrail_is_refused_whole(trained: Trained
                     stub.ReportOutcome(stale, timeout=5)
                 assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
                 assert "arrived too late" in (refused.value.details() or "")
+
+
+def test_a_forked_worker_draws_attempt_ids_of_its_own():
+    """Workers fork from the parent: without a reseed they would repeat its ids."""
+    parents_next = random.Random()
+    parents_next.setstate(state_module._ATTEMPT_IDS.getstate())
+    expected = parents_next.getrandbits(62)  # what the parent will draw next
+    reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(
+        target=lambda: writer.send(state_module.DecisionState.next_attempt_id())
+    )
+    child.start()
+    drawn = reader.recv()
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert state_module.DecisionState.next_attempt_id() == expected
+    assert drawn != expected
