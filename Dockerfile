@@ -38,10 +38,15 @@ RUN set -eu; cd /src; \
       none) mkdir /models ;; \
       *) cp -r "/src/$MODEL_REPOSITORY" /models ;; \
     esac; \
+    bundles=0; \
     for manifest in $(find /models -mindepth 3 -maxdepth 3 -name manifest.json); do \
       /opt/forestgate/bin/forestgate inspect "$(dirname "$manifest")" > /tmp/inspect.txt; \
-      tail -n 1 /tmp/inspect.txt; \
-    done
+      tail -n 1 /tmp/inspect.txt; bundles=$((bundles + 1)); \
+    done; \
+    if [ "$bundles" = 0 ] && [ "$MODEL_REPOSITORY" != none ]; then \
+      echo "error: no bundle (<name>/<version>/manifest.json) under MODEL_REPOSITORY=$MODEL_REPOSITORY" >&2; \
+      exit 1; \
+    fi
 
 FROM ${BASE_IMAGE} AS runtime
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \

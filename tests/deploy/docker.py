@@ -88,7 +88,7 @@ def stop_engine(engine: subprocess.Popen[bytes] | None) -> None:
 
 @dataclass
 class Made:
-    """Images and containers this run made, removed at the end whatever happened."""
+    """Images, containers and volumes this run made, removed at the end whatever happened."""
 
     images: list[str] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
@@ -123,6 +123,7 @@ def build_base(tag: str, root: Path, made: Made) -> None:
     subprocess.run(["tar", "-C", str(root), "-cf", str(archive), "."], check=True, timeout=600)
     docker("import", "--change", f"ENV PIP_CERT={TRUST} SSL_CERT_FILE={TRUST}", str(archive), tag)
     archive.unlink()
+    shutil.rmtree(root)  # the image holds it now; /tmp keeps pytest's last few runs
     made.images.append(tag)
 
 
