@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import WatchError
 
 from forestgate.errors import Unavailable
 from forestgate.payments.action import Action
@@ -29,6 +29,7 @@ from forestgate.payments.history import Attempt
 from forestgate.payments.ledger import Ledger, retention
 from forestgate.server.decisions.records import SeenAttempt
 from forestgate.server.decisions.stores import REORDER_WINDOW, check_all, new_ledger
+from forestgate.server.online.shared import redis_errors
 
 MAX_CONFLICTS = 20
 
@@ -126,9 +127,5 @@ class RedisAttempts:
         return f"{self._prefix}a:{authorization_id}"
 
 
-@contextmanager
-def _unavailable(what: str) -> Iterator[None]:
-    try:
-        yield
-    except RedisError as exc:
-        raise Unavailable(f"decision state: {what} in Redis failed: {exc}") from exc
+def _unavailable(what: str) -> AbstractContextManager[None]:
+    return redis_errors("decision state", f"{what} in Redis")

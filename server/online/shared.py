@@ -30,7 +30,7 @@ keys of one call sit in one Redis; a Redis Cluster would need them hash-tagged t
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -209,12 +209,17 @@ def _int(value: bytes | None) -> int | None:
 
 
 @contextmanager
-def _unavailable(where: str) -> Iterator[None]:
-    """Redis failures become Unavailable (a retry elsewhere or later may succeed)."""
+def redis_errors(component: str, what: str) -> Iterator[None]:
+    """Redis failures become Unavailable, "<component>: <what> failed: <error>" (a retry
+    elsewhere or later may succeed). The decision state's Redis stores use it too."""
     try:
         yield
     except RedisError as e:
-        raise Unavailable(f"online features: {where} failed: {e}") from e
+        raise Unavailable(f"{component}: {what} failed: {e}") from e
 
 
-__all__ = ["RedisFeatures"]
+def _unavailable(where: str) -> AbstractContextManager[None]:
+    return redis_errors("online features", where)
+
+
+__all__ = ["RedisFeatures", "redis_errors"]
