@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from forestgate.clients import health as health_command
+from forestgate.server.settings import Settings
 from tests.server.conftest import (  # noqa: F401 (fixtures)
     live_server,
     model_repository,
@@ -59,3 +61,8 @@ def test_a_draining_server_is_not_healthy(serve_with, model_repository):  # noqa
         done = health("--port", str(server.port))
     assert done.returncode == 1
     assert done.stdout.split()[-1] == "NOT_SERVING"
+
+
+def test_without_a_port_or_variable_it_checks_the_servers_default_port():
+    # clients import nothing from the server, so the default is written twice; this holds them
+    assert Settings.__dataclass_fields__["port"].default == health_command.DEFAULT_PORT

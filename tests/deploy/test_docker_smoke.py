@@ -52,8 +52,9 @@ def pod() -> dict[str, Any]:
     return {"spec": spec, "settings": dict(pairs)}
 
 
-WORKERS = int(pod()["settings"]["FORESTGATE_WORKERS"])
-GRACE_S = float(pod()["settings"]["FORESTGATE_GRACE_PERIOD_S"])
+POD = pod()
+WORKERS = int(POD["settings"]["FORESTGATE_WORKERS"])
+GRACE_S = float(POD["settings"]["FORESTGATE_GRACE_PERIOD_S"])
 # Docker kills the container this long after SIGTERM: the server's grace, so an exit code of 0
 # (not 137) means the server drained and left within it.
 KILL_AFTER_S = math.ceil(GRACE_S)
@@ -131,11 +132,11 @@ def container(built: tuple[str, d.Made]) -> Iterator[Running]:
     otlp_port = receiver.start_grpc()
     metrics_port = free_ports(WORKERS)
     running = Running(f"forestgate-smoke-{metrics_port}", free_ports(1), metrics_port, receiver)
-    (init,) = pod()["spec"]["initContainers"]
+    (init,) = POD["spec"]["initContainers"]
     volume = f"{running.name}-models"
     d.copy_models(image, volume, init["command"], USER, made)
     environment = {
-        **pod()["settings"],
+        **POD["settings"],
         "FORESTGATE_PORT": running.port,
         "FORESTGATE_METRICS_PORT": running.metrics_port,
         "OTEL_SERVICE_NAME": "forestgate-smoke",
@@ -195,7 +196,8 @@ def test_health_is_serving_from_outside(container: Running) -> None:
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
 
 
-def test_a_tritonclient_inference(container: Running) -> None:
+def infer_with_tritonclient(container: Running) -> None:
+    """Two rows of zeros to the approval model, as a Triton user would send them."""
     client = triton.InferenceServerClient(container.target)
     metadata = client.get_model_metadata("approval")
     (declared,) = metadata.inputs
@@ -206,6 +208,10 @@ def test_a_tritonclient_inference(container: Running) -> None:
     scores = result.as_numpy(metadata.outputs[0].name)
     assert scores.shape[0] == 2 and np.all((scores >= 0) & (scores <= 1))
     client.close()
+
+
+def test_a_tritonclient_inference(container: Running) -> None:
+    infer_with_tritonclient(container)
 
 
 def test_the_readmes_score_example(container: Running) -> None:
@@ -231,7 +237,7 @@ def test_spans_reach_a_receiver_outside_the_container(container: Running) -> Non
     def inferred(spans: list[Span]) -> bool:
         return any(span.name.endswith("ModelInfer") for span in spans)
 
-    test_a_tritonclient_inference(container)
+    infer_with_tritonclient(container)
     spans = container.receiver.wait_for(inferred)
     served = next(span for span in spans if span.name.endswith("ModelInfer"))
     assert served.kind == "SERVER"
